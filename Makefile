@@ -1,0 +1,67 @@
+# Everything goes into .venv; Debian packages the build needs are installed
+# when missing (with sudo unless root).
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := $(VENV)/.stamps
+DEB_PACKAGES := cmake g++ make python3-dev python3-venv xeus-dev xtl-dev nlohmann-json3-dev cppzmq-dev \
+	libzmq3-dev pybind11-dev
+CXX_SOURCES := $(wildcard xrpyc/*.cpp xrpyc/*.hpp cmake/*.cmake) CMakeLists.txt
+PYTEST_ARGS ?=
+
+.PHONY: all deps demo test lab bench clean
+
+all: $(STAMPS)/kernelspec
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "Installing Debian packages:" $$missing; \
+	    sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(PY): | deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMPS)/python: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	@mkdir -p $(STAMPS) && touch $@
+
+build/xrpyc: $(CXX_SOURCES) | $(PY) deps
+	cmake -S . -B build -DPython_EXECUTABLE=$(abspath $(PY)) -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) >/dev/null
+	cmake --build build -j2
+
+$(VENV)/bin/xrpyc: build/xrpyc
+	cmake --install build >/dev/null
+
+$(STAMPS)/kernelspec: $(VENV)/bin/xrpyc $(STAMPS)/python python/xrpyc/install.py
+	$(PY) -m xrpyc.install --sys-prefix
+	@touch $@
+
+demo: all
+	$(PY) examples/run_notebook.py examples/01-getting-started.ipynb
+
+test: all
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(STAMPS)/lab: | $(STAMPS)/python
+	$(PY) -m pip install -q jupyterlab
+	@touch $@
+
+lab: all $(STAMPS)/lab
+	$(VENV)/bin/jupyter lab examples/
+
+$(STAMPS)/bench: | $(STAMPS)/python
+	$(PY) -m pip install -q ipykernel xeus-python
+	@touch $@
+
+bench: all $(STAMPS)/bench
+	$(PY) bench/bench_kernels.py
+
+clean:
+	rm -rf build $(VENV)

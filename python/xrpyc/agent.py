@@ -1,0 +1,254 @@
+"""The device-side half of xrpyc: runs a kernel's cells in its own namespace.
+
+This file is never imported on the device. The kernel reads it as text and has
+the *device's* Python compile it into a private dict (bytecode is not portable
+between Python versions), so nothing of xrpyc needs to be installed on a board.
+It therefore imports nothing from xrpyc and stays compatible with the oldest
+Python found on boards (3.6: no walrus, no subscripted builtins in hints).
+
+One Agent exists per kernel connection. Output written by a cell is captured
+per thread (other connections' and threads' output is left alone), buffered,
+and sent to the kernel in ordered batches: one network round trip per batch,
+never one per write.
+"""
+
+import ast
+import builtins
+import linecache
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+AGENT_FILENAME = "<xrpyc-agent>"
+# A batch leaves the device when it is this old or this large, whichever first.
+FLUSH_INTERVAL = 0.02
+FLUSH_SIZE = 64 * 1024
+
+Chunks = Tuple[Tuple[str, str], ...]
+
+
+class _Sink:
+    """Collects one cell's stdout/stderr and ships it in order, in batches."""
+
+    def __init__(self, send: Callable[[Chunks], Any]) -> None:
+        self._send = send
+        self._lock = threading.Lock()  # guards the buffer
+        self._send_lock = threading.Lock()  # keeps batches in order
+        self._parts = []  # type: List[Tuple[str, List[str]]]
+        self._size = 0
+        self._done = threading.Event()
+        self._timer = None  # type: Optional[threading.Thread]
+
+    def write(self, name: str, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not " + type(text).__name__)
+        with self._lock:
+            if self._parts and self._parts[-1][0] == name:
+                self._parts[-1][1].append(text)
+            else:
+                self._parts.append((name, [text]))
+            self._size += len(text)
+            full = self._size >= FLUSH_SIZE
+            if self._timer is None:
+                # Started on the first write only: a cell that prints nothing
+                # costs no thread.
+                self._timer = threading.Thread(target=self._flush_periodically, daemon=True)
+                self._timer.start()
+        if full:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                parts, self._parts, self._size = self._parts, [], 0
+            if parts:
+                self._send(tuple((name, "".join(texts)) for name, texts in parts))
+
+    def _flush_periodically(self) -> None:
+        while not self._done.wait(FLUSH_INTERVAL):
+            try:
+                self.flush()
+            except Exception:
+                return  # the link is gone; the cell's own flush reports it
+
+    def close(self) -> None:
+        """Stop the timer and send what is left (before the cell's reply)."""
+        self._done.set()
+        if self._timer is not None:
+            self._timer.join()
+        self.flush()
+
+
+class _Router:
+    """Process-wide stand-in for sys.stdout or sys.stderr.
+
+    Writes from a thread that runs a cell go to that cell's sink; all others
+    go to the stream that was there before. Installed once per device process
+    and shared by every connection's agent through the `targets` dict.
+    """
+
+    _xrpyc_router = True
+
+    def __init__(self, name: str, original: Any) -> None:
+        self.name = name
+        self.original = original
+        self.targets = {}  # type: Dict[int, _Sink]
+
+    def write(self, text: str) -> int:
+        sink = self.targets.get(threading.get_ident())
+        if sink is not None:
+            return sink.write(self.name, text)
+        if self.original is not None:
+            return self.original.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        sink = self.targets.get(threading.get_ident())
+        if sink is None and self.original is not None:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, attr: str) -> Any:
+        # encoding, errors, fileno, buffer, ...: those of the real stream.
+        return getattr(self.original, attr)
+
+
+def _router(name: str) -> Any:
+    stream = getattr(sys, name)
+    if not getattr(stream, "_xrpyc_router", False):
+        stream = _Router(name, stream)
+        setattr(sys, name, stream)
+    return stream
+
+
+def _source_line(lines: List[str], lineno: int) -> str:
+    return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
+
+
+class Agent:
+    """Runs cells for one kernel; `send` delivers output batches to it."""
+
+    def __init__(self, send: Callable[[Chunks], Any]) -> None:
+        self._send = send
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins}  # type: Dict[str, Any]
+        # Cell sources by file name, for tracebacks. Kept here rather than in
+        # the device's shared linecache, where two kernels' "In[3]" collide.
+        self._cells = {}  # type: Dict[str, List[str]]
+        self._routers = (_router("stdout"), _router("stderr"))
+
+    def run(self, code: str, filename: str) -> tuple:
+        """Run one cell.
+
+        Returns ("ok", bundle) where bundle is the trailing expression's
+        ((mime, data), ...) or (); or ("error", ename, evalue, traceback_lines).
+        Only tuples of strings: rpyc passes them by value in the reply.
+        """
+        sink = _Sink(self._send)
+        ident = threading.get_ident()
+        for router in self._routers:
+            router.targets[ident] = sink
+        try:
+            try:
+                result = ("ok", self._execute(code, filename))
+            except BaseException:  # SystemExit and KeyboardInterrupt too: the device must live on
+                result = self._error(*sys.exc_info())
+        finally:
+            for router in self._routers:
+                router.targets.pop(ident, None)
+            sink.close()
+        return result
+
+    def _execute(self, code: str, filename: str) -> tuple:
+        self._cells[filename] = code.splitlines()
+        # compile(), not ast.parse(): no stdlib frame in a SyntaxError traceback.
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(code, tree.body[-1]):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec"), self.namespace)
+        if last is None:
+            return ()
+        value = eval(compile(last, filename, "eval"), self.namespace)
+        if value is None:
+            return ()
+        self.namespace["_"] = value
+        return self.mime_bundle(value)
+
+    def mime_bundle(self, value: Any) -> tuple:
+        """The representations of a result, as ((mime, data), ...).
+
+        The hook for rich output: formatters for more MIME types go here.
+        """
+        return (("text/plain", repr(value)),)
+
+    def _error(self, etype: type, value: BaseException, tb: Any) -> tuple:
+        lines = []  # type: List[str]
+        seen = set()  # type: set
+        chain = []  # type: List[Tuple[BaseException, Optional[str]]]
+        note = None  # type: Optional[str]
+        exc = value  # type: Optional[BaseException]
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            chain.append((exc, note))
+            if exc.__cause__ is not None:
+                exc, note = exc.__cause__, "The above exception was the direct cause of the following exception:"
+            elif exc.__context__ is not None and not exc.__suppress_context__:
+                exc, note = exc.__context__, "During handling of the above exception, another exception occurred:"
+            else:
+                exc = None
+        for exc, note in reversed(chain):
+            lines.extend(self._format_one(exc))
+            if note is not None:
+                lines.extend(("", note, ""))
+        return ("error", etype.__name__, str(value), tuple(lines))
+
+    def _format_one(self, exc: BaseException) -> List[str]:
+        frames = []
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            filename = frame.f_code.co_filename
+            if filename == AGENT_FILENAME:
+                continue
+            if filename in self._cells:
+                line = _source_line(self._cells[filename], lineno)
+            else:
+                line = linecache.getline(filename, lineno, frame.f_globals).strip()
+            frames.append(traceback.FrameSummary(filename, lineno, frame.f_code.co_name, line=line))
+        lines = []
+        if frames:
+            lines.append("Traceback (most recent call last):")
+            lines.extend(entry.rstrip("\n") for entry in traceback.StackSummary.from_list(frames).format())
+        lines.extend(entry.rstrip("\n") for entry in traceback.format_exception_only(type(exc), exc))
+        return lines
+
+    def device_info(self) -> tuple:
+        """Facts about the device, as ((label, value), ...)."""
+        import platform
+        import socket
+        try:
+            import rpyc
+            rpyc_version = getattr(rpyc, "__version__", "?")
+        except Exception:
+            rpyc_version = "not importable"
+        return (
+            ("host", socket.gethostname()),
+            ("platform", platform.platform()),
+            ("machine", platform.machine()),
+            ("python", "{} {}".format(platform.python_implementation(), platform.python_version())),
+            ("rpyc", str(rpyc_version)),
+            ("executable", sys.executable),
+        )
+
+
+def _ends_with_semicolon(code: str, node: ast.AST) -> bool:
+    """True when the last expression is followed by ';' (IPython: no output)."""
+    end_line = getattr(node, "end_lineno", None)
+    if end_line is None:  # Python < 3.8 has no end positions: show the value
+        return False
+    line = code.splitlines()[end_line - 1].encode("utf-8")
+    # end_col_offset counts UTF-8 bytes, not characters.
+    rest = line[node.end_col_offset:].decode("utf-8", "replace")
+    return rest.lstrip().startswith(";")

@@ -1,0 +1,112 @@
+"""The `$` commands: each is a function here, registered with its usage line."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .cellparse import Command
+from .session import DEFAULT_TIMEOUT, Address
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class CommandError(Exception):
+    """A `$` command that cannot run as written; the message is for users."""
+
+
+class LocalError(Exception):
+    """Code run by `$exec` raised in the kernel's own Python."""
+
+    def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
+        super().__init__(f"{ename}: {evalue}")
+        self.ename, self.evalue, self.traceback = ename, evalue, traceback
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    name: str
+    usage: str
+    summary: str
+    function: Callable[..., None]
+
+
+REGISTRY: dict[str, CommandInfo] = {}
+
+
+def command(usage: str, summary: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        name = function.__name__.rstrip("_")
+        REGISTRY[name] = CommandInfo(name, usage, summary, function)
+        return function
+
+    return register
+
+
+def listing() -> str:
+    width = max(len(info.usage) for info in REGISTRY.values())
+    return "\n".join(f"  {info.usage:<{width}}  {info.summary}" for info in REGISTRY.values())
+
+
+def run(kernel: Kernel, cmd: Command) -> None:
+    info = REGISTRY.get(cmd.name)
+    if info is None:
+        raise CommandError(f"unknown command ${cmd.name}. The $ commands are:\n{listing()}")
+    try:
+        inspect.signature(info.function).bind(kernel, *cmd.args, **cmd.kwargs)
+    except TypeError as error:
+        raise CommandError(f"${cmd.name}: {error}. Usage: {info.usage}") from None
+    info.function(kernel, *cmd.args, **cmd.kwargs)
+
+
+def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) -> None:
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise CommandError(f"{name} must be {what}, not {value!r}. Usage: {usage}")
+
+
+@command('$connect("host[:port]", port=18812, timeout=5)', "run the next cells on the device at host")
+def connect(kernel: Kernel, host: str, port: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    usage = REGISTRY["connect"].usage
+    _check("host", host, str, "a string", usage)
+    if port is not None:
+        _check("port", port, int, "a number", usage)
+    _check("timeout", timeout, (int, float), "a number of seconds", usage)
+    if timeout <= 0:
+        raise CommandError(f"timeout must be positive, not {timeout!r}")
+    try:
+        address = Address.parse(host, port)
+    except ValueError as error:
+        raise CommandError(f"$connect: {error}. Usage: {usage}") from None
+    kernel.connect(address, float(timeout))
+
+
+@command("$disconnect()", "close the connection; later cells run on the default device")
+def disconnect(kernel: Kernel) -> None:
+    kernel.disconnect()
+
+
+@command("$device()", "show the device's address, platform, machine, Python and rpyc versions")
+def device(kernel: Kernel) -> None:
+    facts = (("address", str(kernel.ensure_device().address)),) + tuple(kernel.ensure_device().info())
+    width = max(len(label) for label, _ in facts)
+    kernel.write("stdout", "".join(f"{label:<{width}}  {value}\n" for label, value in facts))
+
+
+@command('$exec("code")', "run code in the kernel's own Python process, not on the device")
+def exec_(kernel: Kernel, code: str) -> None:
+    _check("code", code, str, "a string", REGISTRY["exec"].usage)
+    with contextlib.redirect_stdout(kernel.stream("stdout")), contextlib.redirect_stderr(kernel.stream("stderr")):
+        try:
+            exec(compile(code, "<$exec>", "exec"), kernel.local_namespace)
+        except BaseException as error:
+            lines = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
+            raise LocalError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
+
+
+@command("$help()", "list the $ commands")
+def help_(kernel: Kernel) -> None:
+    kernel.write("stdout", f"$ commands (each on a line of its own):\n{listing()}\n")

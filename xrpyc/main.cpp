@@ -1,0 +1,61 @@
+// xrpyc: a Jupyter kernel whose cells run on a remote Python device over rpyc.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "pybind11/embed.h"
+
+#include "xeus_compat.hpp"
+#include "xinterpreter.hpp"
+#include "xinterrupt.hpp"
+#include "xruntime.hpp"
+
+namespace
+{
+    std::string connection_file(int argc, char* argv[])
+    {
+        for (int i = 1; i + 1 < argc; ++i)
+        {
+            if (std::strcmp(argv[i], "-f") == 0 || std::strcmp(argv[i], "--connection-file") == 0)
+            {
+                return argv[i + 1];
+            }
+        }
+        return {};
+    }
+}
+
+int main(int argc, char* argv[])
+{
+    std::string file = connection_file(argc, argv);
+    if (file.empty())
+    {
+        std::cerr << "usage: xrpyc -f CONNECTION_FILE\n"
+                     "Started by Jupyter through the 'xrpyc' kernelspec "
+                     "(python -m xrpyc.install)." << std::endl;
+        return 2;
+    }
+
+    // Before any thread exists, so that every thread inherits the mask.
+    xrpyc::block_interrupt_signal();
+    auto python = xrpyc::start_python();
+
+    try
+    {
+        auto interpreter = std::make_unique<xrpyc::interpreter>();
+        // xrpyc_native publishes through xeus::get_interpreter().
+        xeus::register_interpreter(interpreter.get());
+        auto kernel = xrpyc::compat::make_kernel(file, std::move(interpreter));
+        xrpyc::start_interrupt_watcher();
+        // The main thread waits in xeus' poll loop without the GIL; every
+        // request handler takes it back (xinterpreter.cpp).
+        pybind11::gil_scoped_release release;
+        kernel->start();
+    }
+    catch (std::exception& e)
+    {
+        std::cerr << "xrpyc: " << e.what() << std::endl;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,51 @@
+// The xeus interpreter: forwards every request to python/xrpyc/kernel.py.
+// Each *_impl takes the GIL, calls one Python method and converts its JSON
+// answer; a catch ladder turns any failure into a well-formed reply so that
+// nothing a user types can take the kernel down.
+#ifndef XRPYC_XINTERPRETER_HPP
+#define XRPYC_XINTERPRETER_HPP
+
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "pybind11/pybind11.h"
+#include "xeus/xinterpreter.hpp"
+
+namespace nl = nlohmann;
+namespace py = pybind11;
+
+namespace xrpyc
+{
+    class interpreter : public xeus::xinterpreter
+    {
+    public:
+        interpreter() = default;
+        ~interpreter() override;
+
+    private:
+        void configure_impl() override;
+
+        nl::json execute_request_impl(int execution_counter,
+                                      const std::string& code,
+                                      bool silent,
+                                      bool store_history,
+                                      nl::json user_expressions,
+                                      bool allow_stdin) override;
+
+        nl::json complete_request_impl(const std::string& code, int cursor_pos) override;
+        nl::json inspect_request_impl(const std::string& code, int cursor_pos, int detail_level) override;
+        nl::json is_complete_request_impl(const std::string& code) override;
+        nl::json kernel_info_request_impl() override;
+        void shutdown_request_impl() override;
+
+        // Call kernel.<method>(args...) and parse the JSON text it returns
+        // into `reply`. On failure, keep the defaults already in `reply`, add
+        // an error reply's fields, log, and return false.
+        template <class... Args>
+        bool call(nl::json& reply, const char* method, Args&&... args);
+
+        py::object m_kernel;
+    };
+}
+
+#endif

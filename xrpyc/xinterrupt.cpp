@@ -1,0 +1,70 @@
+#include "xinterrupt.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include <pthread.h>
+
+#include "pybind11/pybind11.h"
+
+namespace py = pybind11;
+
+namespace xrpyc
+{
+    namespace
+    {
+        std::atomic<bool> executing{false};
+
+        sigset_t interrupt_set()
+        {
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGINT);
+            return set;
+        }
+    }
+
+    void block_interrupt_signal()
+    {
+        sigset_t set = interrupt_set();
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    }
+
+    void start_interrupt_watcher()
+    {
+        std::thread([] {
+            sigset_t set = interrupt_set();
+            while (true)
+            {
+                int sig = 0;
+                if (sigwait(&set, &sig) != 0 || sig != SIGINT || !executing.load())
+                {
+                    continue;
+                }
+                // Async-signal-safe and GIL-free: marks SIGINT as tripped so
+                // the main thread raises KeyboardInterrupt at its next check.
+                PyErr_SetInterrupt();
+                // Taking the GIL once forces a switch, so a main thread that
+                // is busy in bytecode notices the pending signal promptly.
+                py::gil_scoped_acquire acquire;
+            }
+        }).detach();
+    }
+
+    interruptible_scope::interruptible_scope()
+    {
+        executing.store(true);
+    }
+
+    interruptible_scope::~interruptible_scope()
+    {
+        executing.store(false);
+        // An interrupt that arrived after the cell finished must not leak
+        // into the next request: run Python's handler now and drop the error.
+        if (PyErr_CheckSignals() != 0)
+        {
+            PyErr_Clear();
+        }
+    }
+}

@@ -1,0 +1,29 @@
+// SIGINT handling: Jupyter's "interrupt_mode: signal" sends SIGINT to the
+// kernel. Instead of letting it kill the process (as xeus-python does), one
+// thread waits for it and turns it into a KeyboardInterrupt in the executing
+// cell; while idle it is ignored.
+#ifndef XRPYC_XINTERRUPT_HPP
+#define XRPYC_XINTERRUPT_HPP
+
+namespace xrpyc
+{
+    // Block SIGINT in the calling thread and every thread created after it.
+    // Call first thing in main(), before xeus or Python start threads.
+    void block_interrupt_signal();
+
+    // Start the thread that sigwait()s for SIGINT.
+    void start_interrupt_watcher();
+
+    // While an instance lives, SIGINT raises KeyboardInterrupt in Python's
+    // main thread. Construct and destroy it with the GIL held.
+    class interruptible_scope
+    {
+    public:
+        interruptible_scope();
+        ~interruptible_scope();
+        interruptible_scope(const interruptible_scope&) = delete;
+        interruptible_scope& operator=(const interruptible_scope&) = delete;
+    };
+}
+
+#endif

@@ -1,0 +1,59 @@
+// The embedded module `xrpyc_native`: what Python needs from the C++ side to
+// publish IOPub messages (stream, display_data, update_display_data,
+// clear_output, execute_result, error) through xeus. PYBIND11_EMBEDDED_MODULE
+// registers it with a static initializer, before Python starts.
+
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "pybind11/embed.h"
+#include "pybind11/stl.h"
+#include "xeus/xinterpreter.hpp"
+
+namespace nl = nlohmann;
+namespace py = pybind11;
+
+namespace
+{
+    // Dicts cross the boundary as JSON text: Python's json module does the
+    // conversion in one call, and no pybind11<->nlohmann glue is needed.
+    nl::json parse(const std::string& text)
+    {
+        return text.empty() ? nl::json::object() : nl::json::parse(text);
+    }
+
+    xeus::xinterpreter& interpreter()
+    {
+        return xeus::get_interpreter();
+    }
+}
+
+PYBIND11_EMBEDDED_MODULE(xrpyc_native, m)
+{
+    m.doc() = "Publish Jupyter IOPub messages from the xrpyc kernel.";
+
+    m.def("stream", [](const std::string& name, const std::string& text) {
+        interpreter().publish_stream(name, text);
+    }, py::arg("name"), py::arg("text"));
+
+    m.def("display_data", [](const std::string& data, const std::string& metadata, const std::string& transient) {
+        interpreter().display_data(parse(data), parse(metadata), parse(transient));
+    }, py::arg("data"), py::arg("metadata") = "", py::arg("transient") = "");
+
+    m.def("update_display_data", [](const std::string& data, const std::string& metadata, const std::string& transient) {
+        interpreter().update_display_data(parse(data), parse(metadata), parse(transient));
+    }, py::arg("data"), py::arg("metadata") = "", py::arg("transient") = "");
+
+    m.def("clear_output", [](bool wait) {
+        interpreter().clear_output(wait);
+    }, py::arg("wait") = false);
+
+    m.def("execute_result", [](int execution_count, const std::string& data, const std::string& metadata) {
+        interpreter().publish_execution_result(execution_count, parse(data), parse(metadata));
+    }, py::arg("execution_count"), py::arg("data"), py::arg("metadata") = "");
+
+    m.def("error", [](const std::string& ename, const std::string& evalue, const std::vector<std::string>& traceback) {
+        interpreter().publish_execution_error(ename, evalue, traceback);
+    }, py::arg("ename"), py::arg("evalue"), py::arg("traceback"));
+}
