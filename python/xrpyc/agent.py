@@ -14,18 +14,25 @@ never one per write.
 
 import ast
 import builtins
+import keyword
 import linecache
+import re
 import sys
 import threading
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-AGENT_FILENAME = "<xrpyc-agent>"
+# The file name this code was compiled under ("<xrpyc-agent>" on a device):
+# frames from it are ours, not the user's, and are left out of tracebacks.
+AGENT_FILENAME = (lambda: None).__code__.co_filename
 # A batch leaves the device when it is this old or this large, whichever first.
 FLUSH_INTERVAL = 0.02
 FLUSH_SIZE = 64 * 1024
 
 Chunks = Tuple[Tuple[str, str], ...]
+_MISSING = object()
+_NAME_BEFORE = re.compile(r"[A-Za-z_][\w.]*$|$")
+_NAME_AFTER = re.compile(r"\w*")
 
 
 class _Sink:
@@ -223,6 +230,64 @@ class Agent:
             lines.extend(entry.rstrip("\n") for entry in traceback.StackSummary.from_list(frames).format())
         lines.extend(entry.rstrip("\n") for entry in traceback.format_exception_only(type(exc), exc))
         return lines
+
+    def complete(self, code: str, cursor_pos: int) -> tuple:
+        """Names that complete the dotted name before the cursor: (matches, start).
+
+        Attributes are looked up with getattr only: nothing is called, so
+        completing never runs user code (properties aside).
+        """
+        token = _NAME_BEFORE.search(code[:cursor_pos]).group(0)
+        path, _, prefix = token.rpartition(".")
+        if path:
+            obj = self._resolve(path)
+            names = set(dir(obj)) if obj is not _MISSING else set()
+        else:
+            names = set(self.namespace) | set(dir(builtins)) | set(keyword.kwlist)
+        private = prefix.startswith("_")
+        matches = sorted(n for n in names if n.startswith(prefix) and (private or not n.startswith("_")))
+        return (tuple(matches), cursor_pos - len(prefix))
+
+    def inspect(self, code: str, cursor_pos: int, detail_level: int) -> Optional[str]:
+        """A plain-text description of the object named at the cursor, or None."""
+        start = _NAME_BEFORE.search(code[:cursor_pos]).start()
+        end = _NAME_AFTER.match(code, cursor_pos).end()
+        name = code[start:end].strip(".")
+        obj = self._resolve(name) if name else _MISSING
+        if obj is _MISSING:
+            return None
+        import inspect as _inspect
+        lines = ["Type:        " + type(obj).__name__]
+        text = repr(obj)
+        lines.append("String form: " + (text if len(text) < 200 else text[:200] + "..."))
+        try:
+            lines.append("Signature:   " + name.rpartition(".")[2] + str(_inspect.signature(obj)))
+        except (TypeError, ValueError):
+            pass
+        doc = _inspect.getdoc(obj)
+        if doc:
+            lines.append("Docstring:\n" + doc)
+        if detail_level > 0:
+            try:
+                lines.append("Source:\n" + _inspect.getsource(obj))
+            except (OSError, TypeError):
+                pass
+        return "\n".join(lines)
+
+    def _resolve(self, dotted: str) -> Any:
+        head, *rest = dotted.split(".")
+        if head in self.namespace:
+            obj = self.namespace[head]
+        elif hasattr(builtins, head):
+            obj = getattr(builtins, head)
+        else:
+            return _MISSING
+        for attr in rest:
+            try:
+                obj = getattr(obj, attr)
+            except Exception:
+                return _MISSING
+        return obj
 
     def device_info(self) -> tuple:
         """Facts about the device, as ((label, value), ...)."""

@@ -52,15 +52,20 @@ def listing() -> str:
     return "\n".join(f"  {info.usage:<{width}}  {info.summary}" for info in REGISTRY.values())
 
 
-def run(kernel: Kernel, cmd: Command) -> None:
+def check(cmd: Command) -> CommandInfo:
+    """The command's entry, if it exists and its arguments fit; else CommandError."""
     info = REGISTRY.get(cmd.name)
     if info is None:
         raise CommandError(f"unknown command ${cmd.name}. The $ commands are:\n{listing()}")
     try:
-        inspect.signature(info.function).bind(kernel, *cmd.args, **cmd.kwargs)
+        inspect.signature(info.function).bind(None, *cmd.args, **cmd.kwargs)
     except TypeError as error:
         raise CommandError(f"${cmd.name}: {error}. Usage: {info.usage}") from None
-    info.function(kernel, *cmd.args, **cmd.kwargs)
+    return info
+
+
+def run(kernel: Kernel, cmd: Command) -> None:
+    check(cmd).function(kernel, *cmd.args, **cmd.kwargs)
 
 
 def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) -> None:

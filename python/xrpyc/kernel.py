@@ -115,7 +115,12 @@ class Kernel:
         allow_stdin: bool,
     ) -> str:
         try:
-            for segment in split_cell(code):
+            segments = split_cell(code)
+            # A mistyped command stops the cell before any of it runs.
+            for segment in segments:
+                if not isinstance(segment, Code):
+                    commands.check(segment)
+            for segment in segments:
                 if isinstance(segment, Code):
                     self._run_code(segment.text, execution_count, silent)
                 else:
@@ -144,12 +149,24 @@ class Kernel:
         return {"status": "error", "ename": ename, "evalue": evalue, "traceback": trace}
 
     def complete(self, code: str, cursor_pos: int) -> str:
+        matches: tuple = ()
+        start = cursor_pos
+        try:
+            matches, start = self.ensure_device().complete(code, cursor_pos)
+        except (DeviceError, EOFError):
+            pass  # no device, no names: an empty answer, never an error popup
         return json.dumps(
-            {"status": "ok", "matches": [], "cursor_start": cursor_pos, "cursor_end": cursor_pos, "metadata": {}}
+            {"status": "ok", "matches": list(matches), "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
         )
 
     def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str:
-        return json.dumps({"status": "ok", "found": False, "data": {}, "metadata": {}})
+        text = None
+        try:
+            text = self.ensure_device().inspect(code, cursor_pos, detail_level)
+        except (DeviceError, EOFError):
+            pass
+        data = {"text/plain": text} if text else {}
+        return json.dumps({"status": "ok", "found": bool(text), "data": data, "metadata": {}})
 
     def is_complete(self, code: str) -> str:
         try:

@@ -143,6 +143,13 @@ class Device:
             raise RemoteError(ename, evalue, list(traceback))
         return result[1]
 
+    def complete(self, code: str, cursor_pos: int) -> tuple:
+        """(matches, cursor_start) from the device's namespace."""
+        return self._agent.complete(code, cursor_pos)
+
+    def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str | None:
+        return self._agent.inspect(code, cursor_pos, detail_level)
+
     def info(self) -> tuple:
         """((label, value), ...) describing the device."""
         return self._agent.device_info()

@@ -1,0 +1,143 @@
+"""Pure-Python units: the cell splitter, addresses, the agent (in process), the kernelspec installer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xrpyc.agent import Agent
+from xrpyc.cellparse import Code, Command, CommandSyntaxError, split_cell
+from xrpyc.session import Address
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        'print("cost $5 (approx)")',
+        "x = '$connect(\"a\")'",
+        's = """\n$connect("a")\n"""',
+        "d = {\n  '$k': 1,\n}",
+        "x = 1 + \\\n    2",
+        "# $connect('a')",
+        "r'\\'$x'",
+    ],
+)
+def test_dollar_not_at_a_statement_start_is_code(cell: str) -> None:
+    segments = split_cell(cell)
+    assert all(isinstance(s, Code) for s in segments)
+    assert "".join(s.text for s in segments).strip() == cell.strip() or cell.startswith("#")
+
+
+def test_commands_and_code_in_order_with_line_numbers_kept() -> None:
+    cell = "a = 1\n$connect('h', 18812)  # board\nb = (2,\n3)\n$disconnect\n$exec(code='x', )"
+    segments = split_cell(cell)
+    assert segments == [
+        Code("a = 1"),
+        Command("connect", ("h", 18812), {}, 1),
+        Code("\n\nb = (2,\n3)"),
+        Command("disconnect", (), {}, 4),
+        Command("exec", (), {"code": "x"}, 5),
+    ]
+
+
+def test_multiline_command_arguments() -> None:
+    assert split_cell('$connect(\n  "h",\n  port=1)') == [Command("connect", ("h",), {"port": 1}, 0)]
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("$connect(", "malformed"),
+        ("$connect(host)", "literals"),
+        ("$connect(*a)", "not supported"),
+        ("$connect(**k)", "not supported"),
+        ("$", "command name"),
+        ("$1()", "command name"),
+        ("if x:\n    $device()", "beginning of a line"),
+        ("$connect['a']", "parentheses"),
+    ],
+)
+def test_malformed_commands(cell: str, message: str) -> None:
+    with pytest.raises(CommandSyntaxError, match=message):
+        split_cell(cell)
+
+
+@pytest.mark.parametrize(
+    "target, port, expected",
+    [
+        ("board", None, Address("board", 18812)),
+        ("board:1234", None, Address("board", 1234)),
+        ("board", 99, Address("board", 99)),
+        ("[::1]:5", None, Address("::1", 5)),
+        ("::1", None, Address("::1", 18812)),
+        (" 10.0.0.2 ", "77", Address("10.0.0.2", 77)),
+    ],
+)
+def test_address_parse(target: str, port: object, expected: Address) -> None:
+    assert Address.parse(target, port) == expected
+
+
+@pytest.mark.parametrize("target, port", [("", None), ("h:x", None), ("h:1", 2), ("h", 0), ("h", 70000)])
+def test_address_parse_rejects(target: str, port: object) -> None:
+    with pytest.raises(ValueError):
+        Address.parse(target, port)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.chunks: list[tuple[str, str]] = []
+
+    def __call__(self, chunks: tuple) -> None:
+        self.chunks.extend(chunks)
+
+
+def test_agent_batches_output_and_returns_plain_tuples() -> None:
+    sent = Collector()
+    agent = Agent(sent)
+    result = agent.run("import sys\nfor i in range(1000):\n    print(i)\nsys.stderr.write('e')\n7", "In[1]")
+    assert result == ("ok", (("text/plain", "7"),))
+    assert sent.chunks[-1] == ("stderr", "e")
+    assert "".join(t for n, t in sent.chunks if n == "stdout") == "".join(f"{i}\n" for i in range(1000))
+    assert len(sent.chunks) < 10
+
+
+def test_agent_leaves_other_threads_output_alone(capsys: pytest.CaptureFixture) -> None:
+    sent = Collector()
+    agent = Agent(sent)
+    agent.run("import threading\nt = threading.Thread(target=print, args=('bg',))\nt.start(); t.join()", "In[1]")
+    assert sent.chunks == []
+    print("outside a cell")
+    assert sent.chunks == []
+
+
+def test_agent_error_tuple_has_only_user_frames() -> None:
+    agent = Agent(Collector())
+    status, ename, evalue, trace = agent.run("def f():\n    raise KeyError('k')\nf()", "In[9]")
+    assert (status, ename, evalue) == ("error", "KeyError", "'k'")
+    assert trace[0] == "Traceback (most recent call last):"
+    assert 'File "In[9]", line 3, in <module>' in trace[1] and "raise KeyError('k')" in trace[2]
+    assert not any("agent" in line for line in trace)
+
+
+def test_agent_completion_and_inspection() -> None:
+    agent = Agent(Collector())
+    agent.run("import os\nvalue = 3", "In[1]")
+    matches, start = agent.complete("os.pa", 5)
+    assert {"pardir", "path", "pathsep"} <= set(matches) and all(m.startswith("pa") for m in matches)
+    assert start == 3
+    assert "valu" in agent.complete("x = valu", 8)[0][0]
+    assert agent.inspect("os.path.join(", 12, 0).startswith("Type:        function")
+    assert "Source:" in agent.inspect("os.path.join", 3, 1)
+    assert agent.inspect("nothing_here", 3, 0) is None
+
+
+def test_install_writes_a_kernelspec(tmp_path) -> None:
+    subprocess.run([sys.executable, "-m", "xrpyc.install", "--prefix", str(tmp_path)], check=True)
+    spec_dir = tmp_path / "share" / "jupyter" / "kernels" / "xrpyc"
+    spec = json.loads((spec_dir / "kernel.json").read_text())
+    assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
+    assert spec["argv"][0].endswith("/bin/xrpyc") and spec["argv"][1:] == ["-f", "{connection_file}"]
+    assert (spec_dir / "logo-64x64.png").is_file()
