@@ -38,6 +38,7 @@ build/xrpyc: $(CXX_SOURCES) | $(PY) deps
 
 $(VENV)/bin/xrpyc: build/xrpyc
 	cmake --install build >/dev/null
+	@touch $@
 
 $(STAMPS)/kernelspec: $(VENV)/bin/xrpyc $(STAMPS)/python python/xrpyc/install.py
 	$(PY) -m xrpyc.install --sys-prefix

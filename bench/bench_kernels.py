@@ -71,6 +71,7 @@ WARMUP_CELLS = 5
 IDLE_SETTLE = 0.5  # s of idleness before the RSS is read
 DEVICE_READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
+IOPUB_QUIET = 2.0  # s of IOPub silence after the reply that mean the idle status was lost
 
 GOALS = {  # xrpyc's goals, per metric: (text, is the goal met by this value?)
     "first_reply_ms": ("≤ 60 ms", lambda v: v <= 60),
@@ -108,6 +109,7 @@ class Execution:
     stdout: str
     stderr: str
     stream_messages: int
+    idle_seen: bool
 
 
 # -- machine and versions ---------------------------------------------------------
@@ -250,29 +252,57 @@ def first_kernel_info(kc: BlockingKernelClient, deadline: float) -> float:
         return arrived
 
 
-def execute(kc: BlockingKernelClient, code: str, timeout: float = CELL_TIMEOUT) -> Execution:
-    """Run `code`; return once its execute_reply and its idle status arrived."""
+def execute(
+    kc: BlockingKernelClient, code: str, timeout: float = CELL_TIMEOUT, quiet: float = IOPUB_QUIET
+) -> Execution:
+    """Run `code`; return once its execute_reply and its idle status arrived.
+
+    A kernel may lose IOPub messages (ZMQ drops them past the high-water mark),
+    the idle status among them: once the reply is in, IOPub silence for
+    `quiet` also ends the wait, and the time of the last message counts.
+    """
+    shell, iopub = kc.shell_channel, kc.iopub_channel
+    poller = zmq.Poller()
+    poller.register(shell.socket, zmq.POLLIN)
+    poller.register(iopub.socket, zmq.POLLIN)
     start = time.perf_counter()
     msg_id = kc.execute(code)
     deadline = start + timeout
     streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
-    count = 0
-    while True:
-        try:
-            msg = kc.iopub_channel.get_msg(timeout=remaining(deadline, f"the idle status after {code!r}"))
-        except queue.Empty:
+    reply: dict[str, Any] | None = None
+    idle, count, last = False, 0, start
+    while reply is None or not idle:
+        wait = remaining(deadline, f"the reply to {code!r}")
+        if reply is not None:
+            wait = min(wait, quiet)
+        events = dict(poller.poll(wait * 1000))
+        if not events:
+            if reply is not None:
+                break  # the idle status was lost
             continue
-        if parent_id(msg) != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            streams.setdefault(content["name"], []).append(content["text"])
-            count += 1
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
-    reply = wait_shell_reply(kc, {msg_id}, deadline)
-    seconds = time.perf_counter() - start
-    return Execution(reply["content"]["status"], seconds, "".join(streams["stdout"]), "".join(streams["stderr"]), count)
+        while iopub.msg_ready():
+            msg = iopub.get_msg(timeout=0)
+            if parent_id(msg) != msg_id:
+                continue
+            last = time.perf_counter()
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                streams.setdefault(content["name"], []).append(content["text"])
+                count += 1
+            elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+        if shell.msg_ready():
+            msg = shell.get_msg(timeout=0)
+            if parent_id(msg) == msg_id:
+                reply, last = msg, time.perf_counter()
+    return Execution(
+        reply["content"]["status"],
+        last - start,
+        "".join(streams["stdout"]),
+        "".join(streams["stderr"]),
+        count,
+        idle,
+    )
 
 
 def execute_ok(kc: BlockingKernelClient, code: str) -> Execution:
@@ -295,11 +325,8 @@ def first_execute(kc: BlockingKernelClient, deadline: float) -> float:
 def settle_iopub(kc: BlockingKernelClient, tries: int = 20) -> None:
     """Run cells until IOPub delivers their idle status (the subscription is up)."""
     for _ in range(tries):
-        try:
-            execute(kc, "pass", timeout=1.0)
+        if execute(kc, "pass", quiet=0.25).idle_seen:
             return
-        except TimeoutError:
-            continue
     raise TimeoutError("IOPub never delivered an idle status")
 
 
@@ -367,6 +394,8 @@ def measure(km: KernelManager, ctx: zmq.Context, name: str, env: dict[str, str],
         lines = execute_ok(kc, LINES_CODE)
         lost, in_order = check_lines(lines.stdout)
         notes.append(f"{lines.stream_messages} stream messages for {LINES} lines")
+        if not lines.idle_seen:
+            notes.append("the idle status after the printed lines never arrived (IOPub dropped it)")
         return RunResult(
             first_reply_ms=(first_reply - start) * 1000,
             ready_ms=(ready - start) * 1000,

@@ -1,0 +1,23 @@
+"""The example notebooks run headless against the local default device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(path: Path, device: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XRPYC_DEVICE", f"127.0.0.1:{device}")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, kernel_name="xrpyc", timeout=120).execute()
+    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code_cells)
+    for cell in code_cells:
+        errors = [o for o in cell.outputs if o["output_type"] == "error"]
+        assert bool(errors) == ("raises-exception" in cell.metadata.get("tags", [])), cell.source
