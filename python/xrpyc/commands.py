@@ -12,7 +12,7 @@ from .cellparse import Command
 from .session import DEFAULT_TIMEOUT, Address
 
 if TYPE_CHECKING:
-    from .kernel import Kernel
+    from .shell import Shell
 
 
 class CommandError(Exception):
@@ -64,7 +64,7 @@ def check(cmd: Command) -> CommandInfo:
     return info
 
 
-def run(kernel: Kernel, cmd: Command) -> None:
+def run(kernel: Shell, cmd: Command) -> None:
     check(cmd).function(kernel, *cmd.args, **cmd.kwargs)
 
 
@@ -74,7 +74,7 @@ def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) ->
 
 
 @command('$connect("host[:port]", port=18812, timeout=5)', "run the next cells on the device at host")
-def connect(kernel: Kernel, host: str, port: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+def connect(kernel: Shell, host: str, port: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
     usage = REGISTRY["connect"].usage
     _check("host", host, str, "a string", usage)
     if port is not None:
@@ -90,19 +90,19 @@ def connect(kernel: Kernel, host: str, port: int | None = None, timeout: float =
 
 
 @command("$disconnect()", "close the connection; later cells run on the default device")
-def disconnect(kernel: Kernel) -> None:
+def disconnect(kernel: Shell) -> None:
     kernel.disconnect()
 
 
 @command("$device()", "show the device's address, platform, machine, Python and rpyc versions")
-def device(kernel: Kernel) -> None:
+def device(kernel: Shell) -> None:
     facts = (("address", str(kernel.ensure_device().address)),) + tuple(kernel.ensure_device().info())
     width = max(len(label) for label, _ in facts)
     kernel.write("stdout", "".join(f"{label:<{width}}  {value}\n" for label, value in facts))
 
 
 @command('$exec("code")', "run code in the kernel's own Python process, not on the device")
-def exec_(kernel: Kernel, code: str) -> None:
+def exec_(kernel: Shell, code: str) -> None:
     _check("code", code, str, "a string", REGISTRY["exec"].usage)
     with contextlib.redirect_stdout(kernel.stream("stdout")), contextlib.redirect_stderr(kernel.stream("stderr")):
         try:
@@ -113,5 +113,5 @@ def exec_(kernel: Kernel, code: str) -> None:
 
 
 @command("$help()", "list the $ commands")
-def help_(kernel: Kernel) -> None:
+def help_(kernel: Shell) -> None:
     kernel.write("stdout", f"$ commands (each on a line of its own):\n{listing()}\n")

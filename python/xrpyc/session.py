@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Callable
 
 DEFAULT_PORT = 18812
@@ -77,7 +76,8 @@ def default_address() -> Address:
 
 
 def _agent_source() -> str:
-    return resources.files("xrpyc").joinpath("agent.py").read_text(encoding="utf-8")
+    with open(os.path.join(os.path.dirname(__file__), "agent.py"), encoding="utf-8") as source:
+        return source.read()
 
 
 class Device:

@@ -1,0 +1,194 @@
+"""What the kernel does with execute, complete, inspect and is_complete requests.
+
+Each public method answers one Jupyter request and returns the reply content
+as JSON text. IOPub messages go out through `native`, the embedded
+`xrpyc_native` module (or any object with the same functions, in tests).
+Nothing here may raise for something a user typed: every failure becomes an
+error reply with a message that says what happened.
+"""
+
+from __future__ import annotations
+
+import codeop
+import io
+import json
+import traceback
+from typing import Any
+
+from . import commands
+from .cellparse import Code, CommandSyntaxError, split_cell
+from .commands import CommandError, LocalError
+from .localdevice import PrivateDevice
+from .session import DEFAULT_TIMEOUT, Address, Device, DeviceError, DeviceRefused, RemoteError, default_address
+
+
+class StreamWriter(io.TextIOBase):
+    """A file whose writes become `stream` messages (for kernel-side output)."""
+
+    def __init__(self, kernel: Shell, name: str) -> None:
+        self._kernel, self._name = kernel, name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._kernel.write(self._name, text)
+        return len(text)
+
+
+class Shell:
+    def __init__(self, native: Any) -> None:
+        self.native = native
+        self.device: Device | None = None
+        self.private_device: PrivateDevice | None = None
+        # Where cells go: the default device until $connect names one.
+        self.address: Address = default_address()
+        self.explicit = False
+        self.local_namespace: dict[str, Any] = {"__name__": "__xrpyc_local__"}
+
+    # -- output ------------------------------------------------------------
+
+    def write(self, name: str, text: str) -> None:
+        if text:
+            self.native.stream(name, text)
+
+    def stream(self, name: str) -> StreamWriter:
+        return StreamWriter(self, name)
+
+    def _on_device_output(self, chunks: tuple) -> None:
+        # Called from the device (through rpyc) with ordered batches.
+        for name, text in chunks:
+            self.native.stream(name, text)
+
+    # -- devices -----------------------------------------------------------
+
+    def connect(self, address: Address, timeout: float = DEFAULT_TIMEOUT) -> Device:
+        """Connect to `address` for the next cells ($connect)."""
+        device = Device.connect(address, self._on_device_output, timeout)
+        self.disconnect()
+        self.device, self.address, self.explicit = device, address, True
+        info = dict(device.info())
+        self.write("stdout", f"Connected to {address}: {info['machine']}, {info['python']}, rpyc {info['rpyc']}\n")
+        return device
+
+    def disconnect(self) -> None:
+        if self.device is not None:
+            self.device.close()
+            self.device = None
+        self.address, self.explicit = default_address(), False
+
+    def ensure_device(self) -> Device:
+        """The connected device, connecting to the default one on first use."""
+        if self.device is not None:
+            return self.device
+        try:
+            self.device = Device.connect(self.address, self._on_device_output)
+        except DeviceRefused:
+            if self.explicit or not self.address.is_loopback:
+                raise
+            self.device = self._start_private_device()
+        return self.device
+
+    def _start_private_device(self) -> Device:
+        if self.private_device is None:
+            self.private_device = PrivateDevice.start()
+            self.write(
+                "stderr",
+                f"xrpyc: no device at {self.address}; started a private xrpyc-device on "
+                f"{self.private_device.address} for this kernel (it stops with the kernel).\n",
+            )
+        return Device.connect(self.private_device.address, self._on_device_output)
+
+    # -- requests ----------------------------------------------------------
+
+    def execute(
+        self,
+        execution_count: int,
+        code: str,
+        silent: bool,
+        store_history: bool,
+        user_expressions: str,
+        allow_stdin: bool,
+    ) -> str:
+        try:
+            segments = split_cell(code)
+            # A mistyped command stops the cell before any of it runs.
+            for segment in segments:
+                if not isinstance(segment, Code):
+                    commands.check(segment)
+            for segment in segments:
+                if isinstance(segment, Code):
+                    self._run_code(segment.text, execution_count, silent)
+                else:
+                    commands.run(self, segment)
+            reply: dict[str, Any] = {"status": "ok", "payload": [], "user_expressions": {}}
+        except (RemoteError, LocalError) as error:
+            reply = self._error(error.ename, error.evalue, error.traceback, silent)
+        except (CommandSyntaxError, CommandError, DeviceError) as error:
+            reply = self._error(type(error).__name__, str(error), [f"{type(error).__name__}: {error}"], silent)
+        except KeyboardInterrupt:
+            reply = self._error("KeyboardInterrupt", "", ["KeyboardInterrupt"], silent)
+        except Exception as error:
+            # A bug of ours: report it like a Python error, keep the kernel alive.
+            lines = [line.rstrip("\n") for line in traceback.format_exception(type(error), error, error.__traceback__)]
+            reply = self._error(type(error).__name__, str(error), lines, silent)
+        return json.dumps(reply)
+
+    def _run_code(self, text: str, execution_count: int, silent: bool) -> None:
+        bundle = self.ensure_device().run(text, f"In[{execution_count}]")
+        if bundle and not silent:
+            self.native.execute_result(execution_count, json.dumps(dict(bundle)), "")
+
+    def _error(self, ename: str, evalue: str, trace: list[str], silent: bool) -> dict[str, Any]:
+        if not silent:
+            self.native.error(ename, evalue, trace)
+        return {"status": "error", "ename": ename, "evalue": evalue, "traceback": trace}
+
+    def complete(self, code: str, cursor_pos: int) -> str:
+        matches: tuple = ()
+        start = cursor_pos
+        try:
+            matches, start = self.ensure_device().complete(code, cursor_pos)
+        except (DeviceError, EOFError):
+            pass  # no device, no names: an empty answer, never an error popup
+        return json.dumps(
+            {"status": "ok", "matches": list(matches), "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
+        )
+
+    def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str:
+        text = None
+        try:
+            text = self.ensure_device().inspect(code, cursor_pos, detail_level)
+        except (DeviceError, EOFError):
+            pass
+        data = {"text/plain": text} if text else {}
+        return json.dumps({"status": "ok", "found": bool(text), "data": data, "metadata": {}})
+
+    def is_complete(self, code: str) -> str:
+        try:
+            segments = split_cell(code)
+        except CommandSyntaxError:
+            return json.dumps({"status": "invalid"})
+        for segment in segments:
+            if not isinstance(segment, Code):
+                continue
+            try:
+                compiled = codeop.compile_command(segment.text, "<cell>", "exec")
+            except (SyntaxError, ValueError, OverflowError):
+                return json.dumps({"status": "invalid"})
+            if compiled is None:
+                return json.dumps({"status": "incomplete", "indent": _next_indent(segment.text)})
+        return json.dumps({"status": "complete"})
+
+    def shutdown(self) -> None:
+        self.disconnect()
+        if self.private_device is not None:
+            self.private_device.stop()
+            self.private_device = None
+
+
+def _next_indent(text: str) -> str:
+    lines = text.rstrip("\n").splitlines() or [""]
+    last = lines[-1]
+    indent = last[: len(last) - len(last.lstrip())]
+    return indent + "    " if last.rstrip().endswith(":") else indent
