@@ -99,6 +99,7 @@ class RunResult:
     first_reply_ms: float
     ready_ms: float
     idle_rss_mib: float
+    idle_pss_mib: float
     pass_rtt_ms: float
     lines_per_s: float
     lines_lost: int
@@ -120,6 +121,7 @@ ROWS = (
     Row("spawn → first kernel_info reply (ms)", "first_reply_ms", "{:.1f}", "≤ 60 ms", lambda v: v <= 60),
     Row("ready (first execute answered) (ms)", "ready_ms", "{:.1f}"),
     Row("idle RSS of the kernel process (MiB)", "idle_rss_mib", "{:.1f}", "≤ 24 MiB", lambda v: v <= 24),
+    Row("idle PSS of the kernel process (MiB)", "idle_pss_mib", "{:.1f}"),
     Row("`pass` round trip (ms, median)", "pass_rtt_ms", "{:.2f}", "≤ 2 ms", lambda v: v <= 2),
     Row(f"{LINES:,} printed lines (lines/s)", "lines_per_s", "{:,.0f}", "≥ 100,000, none lost", lambda v: v >= 100_000),
 )
@@ -401,9 +403,12 @@ def settle_iopub(kc: BlockingKernelClient, tries: int = 20) -> None:
 # -- the measurements ----------------------------------------------------------------------------
 
 
-def idle_rss_mib(process: psutil.Process) -> float:
+def idle_memory_mib(process: psutil.Process) -> tuple[float, float]:
+    """(RSS, PSS) once idle. PSS charges shared library pages (libpython,
+    libcrypto, ...) in proportion to the processes that map them."""
     time.sleep(IDLE_SETTLE)
-    return process.memory_info().rss / 2**20
+    memory = process.memory_full_info()
+    return memory.rss / 2**20, memory.pss / 2**20
 
 
 def pass_round_trip_ms(kc: BlockingKernelClient, count: int) -> float:
@@ -443,7 +448,7 @@ def measure(name: str, kernel: Started, round_trips: int) -> RunResult:
         execute_ok(kc, "pass")
     process = kernel_process(km)
     notes = process_notes(name, process, kernel.env)
-    rss = idle_rss_mib(process)
+    rss, pss = idle_memory_mib(process)
     rtt = pass_round_trip_ms(kc, round_trips)
     lines = execute_ok(kc, LINES_CODE)
     lost, in_order = check_lines(lines.stdout)
@@ -453,6 +458,7 @@ def measure(name: str, kernel: Started, round_trips: int) -> RunResult:
         first_reply_ms=(first_reply - start) * 1000,
         ready_ms=(ready - start) * 1000,
         idle_rss_mib=rss,
+        idle_pss_mib=pss,
         pass_rtt_ms=rtt,
         lines_per_s=LINES / lines.seconds,
         lines_lost=lost,
