@@ -43,10 +43,11 @@ int main(int argc, char* argv[])
     try
     {
         auto interpreter = std::make_unique<xrpyc::interpreter>();
+        xrpyc::interpreter* raw = interpreter.get();
         // xrpyc_native publishes through xeus::get_interpreter().
-        xeus::register_interpreter(interpreter.get());
+        xeus::register_interpreter(raw);
         auto kernel = xrpyc::compat::make_kernel(file, std::move(interpreter));
-        xrpyc::start_interrupt_watcher();
+        xrpyc::start_interrupt_watcher([raw] { return raw->on_interrupt(); });
         // The main thread waits in xeus' poll loop without the GIL; every
         // request handler takes it back (xinterpreter.cpp).
         pybind11::gil_scoped_release release;

@@ -32,6 +32,19 @@ namespace xrpyc
         }
     }
 
+    bool interpreter::on_interrupt()
+    {
+        try
+        {
+            return m_kernel.attr("interrupt")().cast<bool>();
+        }
+        catch (std::exception& e)
+        {
+            std::cerr << "xrpyc: interrupt failed: " << e.what() << std::endl;
+            return true;  // at least stop what runs in the kernel itself
+        }
+    }
+
     void interpreter::configure_impl()
     {
         py::gil_scoped_acquire acquire;

@@ -22,6 +22,9 @@ namespace xrpyc
         interpreter() = default;
         ~interpreter() override;
 
+        // SIGINT during a request (see xinterrupt.hpp); the GIL is held.
+        bool on_interrupt();
+
     private:
         void configure_impl() override;
 

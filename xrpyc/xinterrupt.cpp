@@ -31,9 +31,9 @@ namespace xrpyc
         pthread_sigmask(SIG_BLOCK, &set, nullptr);
     }
 
-    void start_interrupt_watcher()
+    void start_interrupt_watcher(interrupt_handler handler)
     {
-        std::thread([] {
+        std::thread([handler = std::move(handler)] {
             sigset_t set = interrupt_set();
             while (true)
             {
@@ -42,12 +42,17 @@ namespace xrpyc
                 {
                     continue;
                 }
-                // Async-signal-safe and GIL-free: marks SIGINT as tripped so
-                // the main thread raises KeyboardInterrupt at its next check.
-                PyErr_SetInterrupt();
-                // Taking the GIL once forces a switch, so a main thread that
-                // is busy in bytecode notices the pending signal promptly.
+                // Taking the GIL also forces a switch away from a main thread
+                // busy in bytecode, so it notices a pending signal promptly.
                 py::gil_scoped_acquire acquire;
+                // Checked again with the GIL: the request may have ended
+                // meanwhile, and a KeyboardInterrupt must not leak into the next.
+                if (executing.load() && handler())
+                {
+                    // Marks SIGINT as tripped: the main thread raises
+                    // KeyboardInterrupt at its next check.
+                    PyErr_SetInterrupt();
+                }
             }
         }).detach();
     }

@@ -1,18 +1,25 @@
 // SIGINT handling: Jupyter's "interrupt_mode: signal" sends SIGINT to the
 // kernel. Instead of letting it kill the process (as xeus-python does), one
-// thread waits for it and turns it into a KeyboardInterrupt in the executing
-// cell; while idle it is ignored.
+// thread waits for it and, while a request executes, hands it to Python,
+// which stops the code on the device or asks for a local KeyboardInterrupt.
+// While idle it is ignored.
 #ifndef XRPYC_XINTERRUPT_HPP
 #define XRPYC_XINTERRUPT_HPP
 
+#include <functional>
+
 namespace xrpyc
 {
+    // Called with the GIL held when SIGINT arrives during a request; returns
+    // true to raise KeyboardInterrupt in the main thread.
+    using interrupt_handler = std::function<bool()>;
+
     // Block SIGINT in the calling thread and every thread created after it.
     // Call first thing in main(), before xeus or Python start threads.
     void block_interrupt_signal();
 
     // Start the thread that sigwait()s for SIGINT.
-    void start_interrupt_watcher();
+    void start_interrupt_watcher(interrupt_handler handler);
 
     // While an instance lives, SIGINT raises KeyboardInterrupt in Python's
     // main thread. Construct and destroy it with the GIL held.

@@ -29,6 +29,7 @@ AGENT_FILENAME = (lambda: None).__code__.co_filename
 FLUSH_INTERVAL = 0.02
 FLUSH_SIZE = 64 * 1024
 
+REGISTRY_MODULE = "_xrpyc_agents"
 Chunks = Tuple[Tuple[str, str], ...]
 _MISSING = object()
 _NAME_BEFORE = re.compile(r"[A-Za-z_][\w.]*$|$")
@@ -132,6 +133,38 @@ def _router(name: str) -> Any:
     return stream
 
 
+def _registry() -> Dict[str, "Agent"]:
+    """The device's agents by kernel key, shared by all connections.
+
+    A kernel that reconnects (after a network drop, or after abandoning a cell
+    stuck in a blocking call) finds its agent, and so its namespace, here.
+    """
+    module = sys.modules.get(REGISTRY_MODULE)
+    if module is None:
+        import types
+        module = types.ModuleType(REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key")
+        module.agents = {}
+        module = sys.modules.setdefault(REGISTRY_MODULE, module)
+    return module.agents
+
+
+def attach(key: str, send: Callable[[Chunks], Any]) -> tuple:
+    """(agent, resumed): the kernel's existing agent with a new `send`, or a new one."""
+    agents = _registry()
+    agent = agents.get(key)
+    if agent is not None:
+        agent._send = send
+        return (agent, True)
+    agent = agents.setdefault(key, Agent(send))
+    return (agent, False)
+
+
+def _async_raise(ident: int, exc: Optional[type]) -> None:
+    """Raise `exc` in thread `ident` at its next bytecode; None cancels a pending one."""
+    import ctypes
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc) if exc else None)
+
+
 def _source_line(lines: List[str], lineno: int) -> str:
     return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
 
@@ -146,6 +179,27 @@ class Agent:
         # the device's shared linecache, where two kernels' "In[3]" collide.
         self._cells = {}  # type: Dict[str, List[str]]
         self._routers = (_router("stdout"), _router("stderr"))
+        # Threads running this agent's cells, for interrupt(). Only these may
+        # receive an asynchronous KeyboardInterrupt: one landing in rpyc's own
+        # serving loop would end the connection.
+        self._running = set()  # type: set
+        self._state = threading.Lock()
+
+    def interrupt(self) -> int:
+        """Raise KeyboardInterrupt in the threads running cells; returns how many.
+
+        It fires at the thread's next bytecode: a thread blocked in a system
+        call (time.sleep, a socket read) sees it only when the call returns.
+        """
+        with self._state:
+            for ident in self._running:
+                _async_raise(ident, KeyboardInterrupt)
+            return len(self._running)
+
+    def _finish(self, ident: int) -> None:
+        with self._state:
+            self._running.discard(ident)
+            _async_raise(ident, None)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run one cell.
@@ -160,14 +214,27 @@ class Agent:
             router.targets[ident] = sink
         try:
             try:
-                result = ("ok", self._execute(code, filename))
-            except BaseException:  # SystemExit and KeyboardInterrupt too: the device must live on
-                result = self._error(*sys.exc_info())
+                result = self._guarded(ident, code, filename)
+            except KeyboardInterrupt:
+                # An interrupt that fired in _guarded's own bookkeeping, after
+                # the user's code: the cell was interrupted all the same.
+                self._finish(ident)
+                result = ("error", "KeyboardInterrupt", "", ("KeyboardInterrupt",))
         finally:
             for router in self._routers:
                 router.targets.pop(ident, None)
             sink.close()
         return result
+
+    def _guarded(self, ident: int, code: str, filename: str) -> tuple:
+        try:
+            with self._state:
+                self._running.add(ident)
+            return ("ok", self._execute(code, filename))
+        except BaseException:  # SystemExit and KeyboardInterrupt too: the device must live on
+            return self._error(*sys.exc_info())
+        finally:
+            self._finish(ident)
 
     def _execute(self, code: str, filename: str) -> tuple:
         self._cells[filename] = code.splitlines()

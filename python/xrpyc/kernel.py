@@ -47,6 +47,10 @@ class Kernel:
     def is_complete(self, code: str) -> str:
         return self.shell.is_complete(code)
 
+    def interrupt(self) -> bool:
+        """SIGINT during a request; True asks C++ to raise KeyboardInterrupt here."""
+        return self._shell.interrupt() if self._shell is not None else True
+
     def kernel_info(self) -> str:
         return json.dumps(
             {

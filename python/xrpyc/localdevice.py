@@ -68,6 +68,10 @@ class PrivateDevice:
         threading.Thread(target=_forward, args=(process.stdout,), daemon=True).start()
         return cls(process, Address.parse(words[1][len("rpyc://") :]))
 
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -6,14 +6,26 @@ kernel_info reply does not wait for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 DEFAULT_PORT = 18812
 DEFAULT_TIMEOUT = 5.0
 AGENT_FILENAME = "<xrpyc-agent>"
+REGISTRY_MODULE = "_xrpyc_agents"  # as in agent.py
+# Seconds to notice a dead link; seconds a device gets to stop after an interrupt.
+LINK_TIMEOUT = 15
+INTERRUPT_GRACE = 1.0
+BLOCKED = (
+    f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call Python cannot "
+    "interrupt (time.sleep, a socket read, ...). It stops at its next Python instruction. The kernel let go "
+    "of it; the next cell reconnects, with your variables."
+)
 
 Chunks = tuple  # ((stream name, text), ...), as sent by the agent
 
@@ -97,69 +109,176 @@ def _agent_source() -> str:
         return source.read()
 
 
+def _open(address: Address, timeout: float) -> Any:
+    """A classic rpyc connection to `address`, or DeviceError saying why not."""
+    import rpyc
+    from rpyc.core.stream import SocketStream
+
+    try:
+        stream = SocketStream.connect(address.host, address.port, timeout=timeout)
+    except socket.gaierror:
+        raise DeviceError(f"cannot resolve host name {address.host!r}") from None
+    except ConnectionRefusedError:
+        raise DeviceRefused(
+            f"nothing listens on {address} (connection refused): is the device's rpyc server running?"
+        ) from None
+    except socket.timeout:
+        raise DeviceError(f"no answer from {address} within {timeout:g} s") from None
+    except OSError as error:
+        raise DeviceError(f"cannot connect to {address}: {error.strerror or error}") from None
+    _bound_link_failures(stream.sock)
+    conn = rpyc.classic.connect_stream(stream)
+    # A silent non-rpyc service would make the first request wait forever.
+    conn._config["sync_request_timeout"] = timeout
+    try:
+        _disable_nagle(conn, stream)
+    except Exception as error:
+        conn.close()
+        raise _not_rpyc(address, error) from None
+    return conn
+
+
+def _not_rpyc(address: Address, error: BaseException) -> DeviceError:
+    import rpyc
+
+    return DeviceError(
+        f"{address} accepted the connection but did not answer as an rpyc classic server "
+        f"({type(error).__name__}). Either it is another kind of service, or its rpyc major version "
+        f"differs from this kernel's rpyc {rpyc.__version__} (rpyc 5.x and 6.x cannot talk to each other)."
+    )
+
+
+def _bound_link_failures(sock: socket.socket) -> None:
+    """Notice a dead link (Wi-Fi gone, board unplugged) within LINK_TIMEOUT.
+
+    Keepalive probes cover an idle link; TCP_USER_TIMEOUT covers data that
+    is never acknowledged (a cell sent into the void), which TCP would
+    otherwise retransmit for a quarter of an hour.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, LINK_TIMEOUT // 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, LINK_TIMEOUT // 6)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, LINK_TIMEOUT * 1000)
+
+
 class Device:
     """A live connection to one device, with this kernel's agent on it."""
 
-    def __init__(self, address: Address, conn: Any, agent: Any) -> None:
+    def __init__(self, address: Address, conn: Any, agent: Any, key: str, resumed: bool) -> None:
         self.address = address
+        self.key = key
+        # True when the device still had this kernel's namespace (a reconnect).
+        self.resumed = resumed
         self._conn = conn
         self._run = agent.run  # looked up once: each cell is then one round trip
         self._agent = agent
+        self._abandoned = False
+        self._closed = False
+        # Set while no cell runs; interrupt() waits on it.
+        self.idle = threading.Event()
+        self.idle.set()
+        # The second channel for interrupts, opened in the background: while a
+        # cell keeps the device's GIL busy, every exchange there is slow, so an
+        # interrupt should cost one call on a connection that is already open.
+        self._control: Any = None
+        self._interrupt_remote: Callable[[], int] | None = None
+        self._control_ready = threading.Event()
+        threading.Thread(target=self._open_control, daemon=True).start()
 
     @classmethod
-    def connect(cls, address: Address, on_output: Callable[[Chunks], None], timeout: float = DEFAULT_TIMEOUT) -> Device:
-        import rpyc
-        from rpyc.core.stream import SocketStream
-
+    def connect(
+        cls, address: Address, key: str, on_output: Callable[[Chunks], None], timeout: float = DEFAULT_TIMEOUT
+    ) -> Device:
+        """Connect and attach to kernel `key`'s agent on the device (created if new)."""
+        conn = _open(address, timeout)
         try:
-            stream = SocketStream.connect(address.host, address.port, timeout=timeout, keepalive=True)
-        except socket.gaierror:
-            raise DeviceError(f"cannot resolve host name {address.host!r}") from None
-        except ConnectionRefusedError:
-            raise DeviceRefused(
-                f"nothing listens on {address} (connection refused): is the device's rpyc server running?"
-            ) from None
-        except socket.timeout:
-            raise DeviceError(f"no answer from {address} within {timeout:g} s") from None
-        except OSError as error:
-            raise DeviceError(f"cannot connect to {address}: {error.strerror or error}") from None
-
-        conn = rpyc.classic.connect_stream(stream)
-        # A silent non-rpyc service would make the first request wait forever.
-        conn._config["sync_request_timeout"] = timeout
-        try:
-            _disable_nagle(conn, stream)
             namespace = conn.builtins.dict()
             conn.builtins.exec(conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec"), namespace)
-            agent = namespace["Agent"](on_output)
-        except (EOFError, ConnectionError, TimeoutError, rpyc.core.protocol.PingError) as error:
+            agent, resumed = namespace["attach"](key, on_output)
+        except (EOFError, ConnectionError, TimeoutError) as error:
             conn.close()
-            raise DeviceError(
-                f"{address} accepted the connection but did not answer as an rpyc classic server "
-                f"({type(error).__name__}). Either it is another kind of service, or its rpyc major version "
-                f"differs from this kernel's rpyc {rpyc.__version__} (rpyc 5.x and 6.x cannot talk to each other)."
-            ) from None
-        except Exception:
+            raise _not_rpyc(address, error) from None
+        except BaseException:  # KeyboardInterrupt too: never leave a half-made connection
             conn.close()
             raise
         # Cells may run for hours: wait for them as long as they take.
         conn._config["sync_request_timeout"] = None
-        return cls(address, conn, agent)
+        return cls(address, conn, agent, key, resumed)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
 
-        Raises RemoteError for an exception on the device, DeviceError when
-        the connection is lost.
+        Raises RemoteError for an exception on the device (KeyboardInterrupt
+        included), DeviceError when the connection is lost.
         """
+        self.idle.clear()
         try:
             result = self._run(code, filename)
         except EOFError:
-            raise DeviceError(f"the connection to {self.address} was lost") from None
+            if self._abandoned:
+                raise RemoteError("KeyboardInterrupt", BLOCKED, ["KeyboardInterrupt: " + BLOCKED]) from None
+            raise DeviceError(f"the connection to {self.address} was lost while the cell ran") from None
+        finally:
+            self.idle.set()
         if result[0] == "error":
             _, ename, evalue, traceback = result
             raise RemoteError(ename, evalue, list(traceback))
         return result[1]
+
+    def _open_control(self) -> None:
+        try:
+            control = _open(self.address, timeout=DEFAULT_TIMEOUT)
+            self._interrupt_remote = control.eval(
+                f"__import__('sys').modules['{REGISTRY_MODULE}'].agents[{self.key!r}].interrupt"
+            )
+            control._config["sync_request_timeout"] = INTERRUPT_GRACE
+            self._control = control
+            if self._closed:  # closed while this thread was connecting
+                control.close()
+        except Exception as error:
+            print(f"xrpyc: no interrupt channel to {self.address}: {error}", file=sys.stderr)
+        finally:
+            self._control_ready.set()
+
+    def interrupt(self, grace: float = INTERRUPT_GRACE) -> None:
+        """Stop the running cell (call from another thread than the one in run()).
+
+        The second connection raises KeyboardInterrupt in the device thread
+        that runs the cell. If the cell has not ended `grace` seconds later, it
+        is blocked in a call Python cannot interrupt: the connection is given
+        up so that run() returns, and the next cell reconnects to the same
+        namespace.
+        """
+        self._control_ready.wait(grace)
+        if self._interrupt_remote is not None:
+            try:
+                self._interrupt_remote()
+            except Exception as error:
+                print(f"xrpyc: could not interrupt the device at {self.address}: {error}", file=sys.stderr)
+        if not self.idle.wait(grace):
+            self._abandoned = True
+            with contextlib.suppress(OSError):
+                # shutdown(), not close(): it wakes the thread waiting in poll().
+                self._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+
+    @property
+    def closed(self) -> bool:
+        return self._abandoned or self._conn.closed
+
+    def alive(self) -> bool:
+        """False when the device closed the connection while we were idle.
+
+        A zero-timeout check, no round trip: an idle connection has nothing to
+        read unless the other end went away (or sent something, served here).
+        """
+        try:
+            while self._conn.poll():
+                pass
+        except (EOFError, OSError):
+            return False
+        return not self._conn.closed
 
     def complete(self, code: str, cursor_pos: int) -> tuple:
         """(matches, cursor_start) from the device's namespace."""
@@ -172,8 +291,13 @@ class Device:
         """((label, value), ...) describing the device."""
         return self._agent.device_info()
 
-    def close(self) -> None:
-        try:
-            self._conn.close()
-        except Exception:
-            pass  # already gone: closing is best effort
+    def close(self, forget: bool = False) -> None:
+        """Close the connection; `forget` also drops the namespace on the device."""
+        self._closed = True
+        with contextlib.suppress(Exception):  # already gone: closing is best effort
+            if forget:
+                self._conn.eval(f"__import__('sys').modules['{REGISTRY_MODULE}'].agents.pop({self.key!r}, None)")
+        for conn in (self._conn, self._control):
+            with contextlib.suppress(Exception):
+                if conn is not None:
+                    conn.close()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import codeop
 import io
 import json
+import threading
 import traceback
+import uuid
 from typing import Any
 
 from . import commands
@@ -45,6 +47,13 @@ class Shell:
         self.address: Address = default_address()
         self.explicit = False
         self.local_namespace: dict[str, Any] = {"__name__": "__xrpyc_local__"}
+        # Names this kernel's namespace on devices, across reconnects.
+        self.key = uuid.uuid4().hex
+        # Devices that hold a namespace of this kernel: reconnecting to one
+        # that lost it (it restarted) is worth a notice.
+        self._known: set[Address] = set()
+        # The device running the current cell, for interrupt().
+        self._busy: Device | None = None
 
     # -- output ------------------------------------------------------------
 
@@ -64,40 +73,77 @@ class Shell:
 
     def connect(self, address: Address, timeout: float = DEFAULT_TIMEOUT) -> Device:
         """Connect to `address` for the next cells ($connect)."""
-        device = Device.connect(address, self._on_device_output, timeout)
+        device = Device.connect(address, self.key, self._on_device_output, timeout)
         self.disconnect()
         self.device, self.address, self.explicit = device, address, True
+        self._known.add(address)
         info = dict(device.info())
         self.write("stdout", f"Connected to {address}: {info['machine']}, {info['python']}, rpyc {info['rpyc']}\n")
         return device
 
     def disconnect(self) -> None:
+        """Close the connection and drop this kernel's namespace on the device."""
         if self.device is not None:
-            self.device.close()
+            self.device.close(forget=True)
+            self._known.discard(self.device.address)
             self.device = None
         self.address, self.explicit = default_address(), False
 
     def ensure_device(self) -> Device:
-        """The connected device, connecting to the default one on first use."""
+        """The connected device: connects on first use, and again after a loss."""
+        if self.device is not None and not self.device.alive():
+            self._drop_device()  # it went away while we were idle: reconnect quietly
+        if self.device is None:
+            self.device = self._connect_current()
+        return self.device
+
+    def _drop_device(self) -> None:
         if self.device is not None:
-            return self.device
+            self.device.close()
+            self.device = None
+
+    def _connect_current(self) -> Device:
         try:
-            self.device = Device.connect(self.address, self._on_device_output)
+            device = Device.connect(self.address, self.key, self._on_device_output)
         except DeviceRefused:
             if self.explicit or not self.address.is_loopback:
                 raise
-            self.device = self._start_private_device()
-        return self.device
+            device = self._connect_private_device()
+        if device.address in self._known and not device.resumed:
+            self.write(
+                "stderr",
+                f"xrpyc: reconnected to {device.address}. The device restarted: this kernel's namespace there "
+                "is new, and variables from before are gone.\n",
+            )
+        self._known.add(device.address)
+        return device
 
-    def _start_private_device(self) -> Device:
-        if self.private_device is None:
+    def _connect_private_device(self) -> Device:
+        if self.private_device is None or not self.private_device.running:
+            what = (
+                f"no device at {self.address}; started a private xrpyc-device"
+                if self.private_device is None
+                else "the private xrpyc-device had stopped (its namespace is gone); started a new one"
+            )
             self.private_device = PrivateDevice.start()
             self.write(
                 "stderr",
-                f"xrpyc: no device at {self.address}; started a private xrpyc-device on "
-                f"{self.private_device.address} for this kernel (it stops with the kernel).\n",
+                f"xrpyc: {what} on {self.private_device.address} for this kernel (it stops with the kernel).\n",
             )
-        return Device.connect(self.private_device.address, self._on_device_output)
+        return Device.connect(self.private_device.address, self.key, self._on_device_output)
+
+    def interrupt(self) -> bool:
+        """SIGINT during a request (from the signal thread).
+
+        Returns True to raise KeyboardInterrupt in the kernel itself: for
+        anything but a cell on the device ($exec, connecting).
+        """
+        device = self._busy
+        if device is None:
+            return True
+        # Not in the signal thread: it must be free for the next SIGINT.
+        threading.Thread(target=device.interrupt, daemon=True).start()
+        return False
 
     # -- requests ----------------------------------------------------------
 
@@ -135,7 +181,14 @@ class Shell:
         return json.dumps(reply)
 
     def _run_code(self, text: str, execution_count: int, silent: bool) -> None:
-        bundle = self.ensure_device().run(text, f"In[{execution_count}]")
+        device = self.ensure_device()
+        self._busy = device
+        try:
+            bundle = device.run(text, f"In[{execution_count}]")
+        finally:
+            self._busy = None
+            if device.closed:  # lost, or let go after an interrupt: the next cell reconnects
+                self._drop_device()
         if bundle and not silent:
             self.native.execute_result(execution_count, json.dumps(dict(bundle)), "")
 
@@ -181,7 +234,7 @@ class Shell:
         return json.dumps({"status": "complete"})
 
     def shutdown(self) -> None:
-        self.disconnect()
+        self.disconnect()  # also drops this kernel's namespace on the device
         if self.private_device is not None:
             self.private_device.stop()
             self.private_device = None
