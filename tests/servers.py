@@ -42,27 +42,45 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+DEBIAN_RPYC_CLASSIC = Path("/usr/bin/rpyc_classic")  # Debian 12's python3-rpyc: rpyc 5.3.0
+
+
+def start_ready_server(command: list[str], host: str = "127.0.0.1", timeout: float = 120) -> tuple[subprocess.Popen, int]:
+    """Start a server that prints `READY <scheme>://HOST:PORT`; returns it and its port."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if line.startswith(f"READY rpyc://{host}:"):
+            return process, int(line.rsplit(":", 1)[1])
+        if time.monotonic() > deadline:
+            break
+    stop(process)
+    raise RuntimeError(f"{command[0]} did not get ready")
+
+
 @contextlib.contextmanager
-def xrpyc_device() -> Iterator[int]:
-    """Our `xrpyc-device` on a free port (read from its READY line)."""
-    process = subprocess.Popen(
-        [str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
+def xrpyc_device(port: int = 0) -> Iterator[int]:
+    """Our `xrpyc-device` (on a free port unless given)."""
+    process, actual = start_ready_server([str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", str(port)])
     try:
-        line = process.stdout.readline()
-        assert line.startswith("READY rpyc://127.0.0.1:"), line
-        yield int(line.rsplit(":", 1)[1])
+        yield actual
     finally:
         stop(process)
 
 
+def start_classic(program: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen([str(program), "--host", "127.0.0.1", "--port", str(port), "-q"])
+    wait_for_port(port, process)
+    return process
+
+
 @contextlib.contextmanager
-def stock_rpyc_classic() -> Iterator[int]:
+def stock_rpyc_classic(program: Path = BIN / "rpyc_classic") -> Iterator[int]:
     """rpyc's own `rpyc_classic` server, as on a board with nothing of ours installed."""
     port = free_port()
-    process = subprocess.Popen([str(BIN / "rpyc_classic"), "--host", "127.0.0.1", "--port", str(port), "-q"])
+    process = start_classic(program, port)
     try:
-        wait_for_port(port, process)
         yield port
     finally:
         stop(process)

@@ -109,13 +109,60 @@ def _agent_source() -> str:
         return source.read()
 
 
+# Devices found to speak rpyc 5.x, so that later connections (the interrupt
+# channel, reconnects) go straight to the right framing.
+_RPYC5_DEVICES: set[Address] = set()
+
+
 def _open(address: Address, timeout: float) -> Any:
-    """A classic rpyc connection to `address`, or DeviceError saying why not."""
-    import rpyc
+    """A classic rpyc connection to `address` (rpyc 6.x or 5.x), or DeviceError saying why not."""
+    from rpyc.core.channel import Channel
+    from rpyc.utils.factory import connect_channel
+
+    from .rpyc5 import Rpyc5Channel, is_rpyc5_peer
+
+    while True:
+        rpyc5 = address in _RPYC5_DEVICES
+        stream = _open_socket(address, timeout)
+        channel = Rpyc5Channel(stream) if rpyc5 else Channel(stream)
+        try:
+            # The timeout covers the first request (GETROOT), which a silent
+            # non-rpyc service would otherwise leave waiting for 30 s.
+            conn = connect_channel(channel, _kernel_service(), config={"sync_request_timeout": timeout})
+            _disable_nagle(conn, stream)
+            return conn
+        except Exception as error:
+            stream.close()
+            if not rpyc5 and is_rpyc5_peer(error):
+                _RPYC5_DEVICES.add(address)
+                continue
+            raise _not_rpyc(address, error) from None
+
+
+def _kernel_service() -> type:
+    """The rpyc service the kernel exposes to devices: nothing of its process.
+
+    A stock rpyc 6 classic server fetches `builtins` and `importlib.util`
+    from its peer as soon as a connection opens (ModuleNamespace); it gets
+    None. rpyc.classic.connect would hand it the kernel's whole Python.
+    """
+    from rpyc.core.service import ClassicClient
+
+    class KernelService(ClassicClient):
+        __slots__ = ()
+
+        def exposed_getmodule(self, name: str) -> None:
+            return None
+
+    return KernelService
+
+
+def _open_socket(address: Address, timeout: float) -> Any:
     from rpyc.core.stream import SocketStream
 
     try:
-        stream = SocketStream.connect(address.host, address.port, timeout=timeout)
+        # One attempt: rpyc would otherwise retry a timed-out connect six times.
+        stream = SocketStream.connect(address.host, address.port, timeout=timeout, attempts=1)
     except socket.gaierror:
         raise DeviceError(f"cannot resolve host name {address.host!r}") from None
     except ConnectionRefusedError:
@@ -127,24 +174,17 @@ def _open(address: Address, timeout: float) -> Any:
     except OSError as error:
         raise DeviceError(f"cannot connect to {address}: {error.strerror or error}") from None
     _bound_link_failures(stream.sock)
-    conn = rpyc.classic.connect_stream(stream)
-    # A silent non-rpyc service would make the first request wait forever.
-    conn._config["sync_request_timeout"] = timeout
-    try:
-        _disable_nagle(conn, stream)
-    except Exception as error:
-        conn.close()
-        raise _not_rpyc(address, error) from None
-    return conn
+    return stream
 
 
 def _not_rpyc(address: Address, error: BaseException) -> DeviceError:
     import rpyc
 
+    reason = "no answer" if isinstance(error, TimeoutError) else f"{type(error).__name__}: {error}"
     return DeviceError(
-        f"{address} accepted the connection but did not answer as an rpyc classic server "
-        f"({type(error).__name__}). Either it is another kind of service, or its rpyc major version "
-        f"differs from this kernel's rpyc {rpyc.__version__} (rpyc 5.x and 6.x cannot talk to each other)."
+        f"{address} accepted the connection but does not answer as an rpyc classic server ({reason}). "
+        f"Is another service on that port? This kernel speaks rpyc 5.x and {rpyc.__version__}; "
+        "rpyc 4.0 and older are not supported."
     )
 
 

@@ -106,7 +106,9 @@ class Shell:
         try:
             device = Device.connect(self.address, self.key, self._on_device_output)
         except DeviceRefused:
-            if self.explicit or not self.address.is_loopback:
+            # A private device stands in only for a local default device that
+            # never ran; one that went away is waited for, not replaced.
+            if self.explicit or not self.address.is_loopback or self.address in self._known:
                 raise
             device = self._connect_private_device()
         if device.address in self._known and not device.resumed:
