@@ -36,11 +36,30 @@ _NAME_BEFORE = re.compile(r"[A-Za-z_][\w.]*$|$")
 _NAME_AFTER = re.compile(r"\w*")
 
 
+def _without_waiting(send: Callable[[Chunks], Any]) -> Callable[[Chunks], Any]:
+    """`send` as an rpyc asynchronous call: it goes out, nobody waits for the answer.
+
+    The batch timer runs in a thread of its own, and with rpyc 5 no thread
+    but the one serving the connection can receive an answer while a cell
+    runs (5.x holds the receive lock while it dispatches a request), so a
+    timer waiting for one would wait for the cell's end: output would stop
+    being live, and the cell's end, which joins the timer, would hang.
+    Order still holds: batches leave over one socket, in order, under the
+    sink's send lock, and the kernel handles them in order, all before the
+    cell's reply, which follows them.
+    """
+    try:
+        import rpyc
+        return rpyc.async_(send)
+    except (ImportError, TypeError):  # not a netref: the agent runs in-process (unit tests)
+        return send
+
+
 class _Sink:
     """Collects one cell's stdout/stderr and ships it in order, in batches."""
 
     def __init__(self, send: Callable[[Chunks], Any]) -> None:
-        self._send = send
+        self._send = _without_waiting(send)
         self._lock = threading.Lock()  # guards the buffer
         self._send_lock = threading.Lock()  # keeps batches in order
         self._parts = []  # type: List[Tuple[str, List[str]]]

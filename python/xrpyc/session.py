@@ -253,6 +253,9 @@ class Device:
         Raises RemoteError for an exception on the device (KeyboardInterrupt
         included), DeviceError when the connection is lost.
         """
+        # The interrupt channel must be open before a cell can keep the
+        # device's GIL busy, which makes opening it crawl (seconds on a slow board).
+        self._control_ready.wait(DEFAULT_TIMEOUT)
         self.idle.clear()
         try:
             result = self._run(code, filename)
@@ -292,11 +295,12 @@ class Device:
         namespace.
         """
         self._control_ready.wait(grace)
-        if self._interrupt_remote is not None:
-            try:
-                self._interrupt_remote()
-            except Exception as error:
-                print(f"xrpyc: could not interrupt the device at {self.address}: {error}", file=sys.stderr)
+        try:
+            if self._interrupt_remote is None:
+                raise DeviceError("no interrupt channel")
+            self._interrupt_remote()
+        except Exception as error:
+            print(f"xrpyc: could not interrupt the device at {self.address}: {error}", file=sys.stderr)
         if not self.idle.wait(grace):
             self._abandoned = True
             with contextlib.suppress(OSError):

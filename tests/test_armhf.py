@@ -1,0 +1,76 @@
+"""The core paths against an emulated armv7l Debian device: Debian's Python and rpyc 5.x under qemu.
+
+Run alone with `pytest -m armhf`. The device is ../shared/fixtures/armhf-device (built once, cached).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Iterator
+
+import pytest
+from kernel_client import RunningKernel, kernel
+from servers import FIXTURES, start_ready_server, stop
+from test_interrupt import assert_interrupted, interrupt_after_start
+
+pytestmark = pytest.mark.armhf
+ARMHF = FIXTURES / "armhf-device"
+
+
+@pytest.fixture(scope="module")
+def armhf_kernel() -> Iterator[RunningKernel]:
+    if not ARMHF.exists():
+        pytest.skip(f"{ARMHF} is not there (it comes with the project's shared fixtures)")
+    build = subprocess.run([str(ARMHF), "build"], capture_output=True, text=True, timeout=900)
+    if build.returncode != 0:
+        pytest.fail(f"armhf-device build failed:\n{build.stdout}\n{build.stderr}")
+    process, port = start_ready_server([str(ARMHF), "run", "--port", "0"])
+    try:
+        with kernel(port) as running:
+            yield running
+    finally:
+        stop(process)
+
+
+def test_device_is_armv7l_with_rpyc5(armhf_kernel: RunningKernel) -> None:
+    info = armhf_kernel.run("$device()").stream()
+    assert "armv7l" in info and "rpyc        5." in info
+
+
+def test_execute_result_and_persistence(armhf_kernel: RunningKernel) -> None:
+    armhf_kernel.run("import platform\nmachine = platform.machine()")
+    assert armhf_kernel.run("machine").result == "'armv7l'"
+
+
+def test_streamed_output_in_order(armhf_kernel: RunningKernel) -> None:
+    result = armhf_kernel.run("import sys\nfor i in range(3000):\n    print(i)\nprint('end', file=sys.stderr)")
+    assert result.stream() == "".join(f"{i}\n" for i in range(3000))
+    assert result.stream("stderr") == "end\n"
+
+
+def test_error_with_device_traceback(armhf_kernel: RunningKernel) -> None:
+    result = armhf_kernel.run("def f():\n    return {}['missing']\nf()")
+    assert result.error["ename"] == "KeyError"
+    trace = "\n".join(result.error["traceback"])
+    assert "line 2, in f" in trace and "rpyc" not in trace
+
+
+def test_syntax_error_from_the_device(armhf_kernel: RunningKernel) -> None:
+    assert armhf_kernel.run("x = = 1").error["ename"] == "SyntaxError"
+
+
+def test_interrupt(armhf_kernel: RunningKernel) -> None:
+    armhf_kernel.run("kept = 'yes'")
+    content, latency, _ = interrupt_after_start(armhf_kernel, "print('started')\nwhile True:\n    pass")
+    assert_interrupted(content)
+    assert latency < 1.0
+    assert armhf_kernel.run("kept").result == "'yes'"
+
+
+def test_image_round_trip(armhf_kernel: RunningKernel) -> None:
+    code = (
+        "from PIL import Image\nimport io\nimage = Image.new('RGB', (64, 48), (255, 0, 0))\n"
+        "buffer = io.BytesIO()\nimage.save(buffer, 'PNG')\ndata = buffer.getvalue()\n"
+        "Image.open(io.BytesIO(data)).size, data[:4]"
+    )
+    assert armhf_kernel.run(code).result == "((64, 48), b'\\x89PNG')"
