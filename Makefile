@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 DEB_PACKAGES := cmake g++ make python3-dev python3-venv xeus-dev xtl-dev nlohmann-json3-dev cppzmq-dev \
 	libzmq3-dev pybind11-dev
+# For the tests: an rpyc 5.x device (Debian's own rpyc), network namespaces.
+DEB_PACKAGES += python3-rpyc iproute2
 CXX_SOURCES := $(wildcard xrpyc/*.cpp xrpyc/*.hpp cmake/*.cmake) CMakeLists.txt
 PYTEST_ARGS ?=
 

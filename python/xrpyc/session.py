@@ -19,7 +19,7 @@ DEFAULT_TIMEOUT = 5.0
 AGENT_FILENAME = "<xrpyc-agent>"
 REGISTRY_MODULE = "_xrpyc_agents"  # as in agent.py
 # Seconds to notice a dead link; seconds a device gets to stop after an interrupt.
-LINK_TIMEOUT = 15
+LINK_TIMEOUT = 10
 INTERRUPT_GRACE = 1.0
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call Python cannot "
