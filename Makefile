@@ -50,6 +50,7 @@ demo: all
 	$(PY) examples/run_notebook.py examples/01-getting-started.ipynb
 
 test: all
+	$(VENV)/bin/ruff check -q python tests bench examples
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(STAMPS)/lab: | $(STAMPS)/python

@@ -233,7 +233,7 @@ def shut_down(km: KernelManager) -> None:
         children = []
     try:
         km.shutdown_kernel(now=False)
-    except Exception:  # noqa: BLE001 - whatever went wrong, the kernel must go
+    except Exception:
         km.shutdown_kernel(now=True)
     for child in children:  # e.g. a private device the kernel should have stopped
         with contextlib.suppress(psutil.Error):
@@ -600,7 +600,7 @@ def run_all(names: list[str], repeat: int, round_trips: int) -> tuple[dict[str, 
                             warm_up(name, ctx, base_env)
                             continue
                         result = run_once(name, ctx, base_env, round_trips)
-                    except Exception as error:  # noqa: BLE001 - report it, go on with the other starts
+                    except Exception as error:
                         failures += 1
                         print(f"{label}: FAILED: {error}", file=sys.stderr, flush=True)
                         continue

@@ -41,7 +41,8 @@ def main() -> int:
             prefix = f"Out[{cell.execution_count}]: " if output["output_type"] == "execute_result" else ""
             sys.stdout.write(prefix + render(output))
         print()
-    print(f"{args.notebook}: {sum(c.cell_type == 'code' for c in nb.cells)} cells ran in {time.monotonic() - started:.1f} s")
+    cells = sum(cell.cell_type == "code" for cell in nb.cells)
+    print(f"{args.notebook}: {cells} cells ran in {time.monotonic() - started:.1f} s")
     return 0
 
 

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from kernel_client import RunningKernel, kernel  # noqa: E402
-from servers import stock_rpyc_classic, xrpyc_device  # noqa: E402
+from kernel_client import RunningKernel, kernel
+from servers import stock_rpyc_classic, xrpyc_device
 
 
 @pytest.fixture(scope="session")

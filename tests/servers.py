@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 BIN = Path(sys.executable).parent
 
@@ -46,7 +46,9 @@ FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 DEBIAN_RPYC_CLASSIC = Path("/usr/bin/rpyc_classic")  # Debian 12's python3-rpyc: rpyc 5.3.0
 
 
-def start_ready_server(command: list[str], host: str = "127.0.0.1", timeout: float = 120) -> tuple[subprocess.Popen, int]:
+def start_ready_server(
+    command: list[str], host: str = "127.0.0.1", timeout: float = 120
+) -> tuple[subprocess.Popen, int]:
     """Start a server that prints `READY <scheme>://HOST:PORT`; returns it and its port."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout

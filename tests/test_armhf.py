@@ -6,7 +6,7 @@ Run alone with `pytest -m armhf`. The device is ../shared/fixtures/armhf-device 
 from __future__ import annotations
 
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kernel_client import RunningKernel, kernel

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# jupyter_kernel_test reads its samples from class attributes.
+# ruff: noqa: RUF012
 import os
 import unittest
 

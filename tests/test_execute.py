@@ -39,7 +39,8 @@ def test_no_result_for_none_statements_or_semicolon(shared_kernel: RunningKernel
 
 
 def test_stdout_and_stderr_arrive_in_order(shared_kernel: RunningKernel) -> None:
-    result = shared_kernel.run("import sys\nfor i in range(3):\n    print('out', i)\n    print('err', i, file=sys.stderr)")
+    code = "import sys\nfor i in range(3):\n    print('out', i)\n    print('err', i, file=sys.stderr)"
+    result = shared_kernel.run(code)
     texts = [(c["name"], c["text"]) for c in result.of_type("stream")]
     joined = "".join(f"{name}:{text}" for name, text in texts)
     assert joined == "".join(f"stdout:out {i}\nstderr:err {i}\n" for i in range(3))

@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kernel_client import kernel
@@ -131,7 +131,7 @@ def test_rpyc5_device_from_debian() -> None:
         running.run("kept = 7")
         from test_interrupt import assert_interrupted, interrupt_after_start
 
-        content, latency, _ = interrupt_after_start(running, "print('started')\nwhile True: pass")
+        content, _, _ = interrupt_after_start(running, "print('started')\nwhile True: pass")
         assert_interrupted(content)
         assert running.run("kept").result == "7"
 

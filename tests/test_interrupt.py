@@ -57,7 +57,7 @@ def test_busy_loop_is_interrupted_and_namespace_survives(stock_device: int) -> N
 def test_printing_loop_keeps_its_output(stock_device: int) -> None:
     with kernel(stock_device) as running:
         code = "import itertools\nfor i in itertools.count():\n    print('started', i)"
-        content, latency, out = interrupt_after_start(running, code)
+        content, _, out = interrupt_after_start(running, code)
         assert_interrupted(content)
         lines = out.splitlines()
         assert lines[: len(lines) - 1] == [f"started {i}" for i in range(len(lines) - 1)]  # in order, none lost
@@ -67,7 +67,8 @@ def test_printing_loop_keeps_its_output(stock_device: int) -> None:
 def test_blocking_sleep_is_let_go_and_the_session_goes_on(stock_device: int) -> None:
     with kernel(stock_device) as running:
         running.run("kept = 42")
-        content, latency, _ = interrupt_after_start(running, "import time\nprint('started', flush=True)\ntime.sleep(30)")
+        code = "import time\nprint('started', flush=True)\ntime.sleep(30)"
+        content, latency, _ = interrupt_after_start(running, code)
         assert_interrupted(content)
         assert "blocked" in content["evalue"]
         assert latency < 2.0
@@ -88,7 +89,7 @@ def test_blocking_socket_read(stock_device: int) -> None:
 def test_local_exec_is_interrupted(stock_device: int) -> None:
     with kernel(stock_device) as running:
         code = "$exec(\"print('started', flush=True)\\nwhile True: pass\")"
-        content, latency, _ = interrupt_after_start(running, code)
+        content, _, _ = interrupt_after_start(running, code)
         assert_interrupted(content)
         assert running.run("$exec('print(1)')").stream() == "1\n"
 

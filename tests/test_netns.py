@@ -10,12 +10,11 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kernel_client import RunningKernel, kernel
 from servers import BIN, start_ready_server, stop
-
 from xrpyc.session import LINK_TIMEOUT
 
 pytestmark = pytest.mark.netns

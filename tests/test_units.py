@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from xrpyc.agent import Agent
 from xrpyc.cellparse import Code, Command, CommandSyntaxError, split_cell
 from xrpyc.session import Address

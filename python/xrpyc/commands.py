@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .cellparse import Command
-from .session import DEFAULT_TIMEOUT, Address
+from .session import DEFAULT_TIMEOUT, Address, CellError
 
 if TYPE_CHECKING:
     from .shell import Shell
@@ -17,14 +17,6 @@ if TYPE_CHECKING:
 
 class CommandError(Exception):
     """A `$` command that cannot run as written; the message is for users."""
-
-
-class LocalError(Exception):
-    """Code run by `$exec` raised in the kernel's own Python."""
-
-    def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
-        super().__init__(f"{ename}: {evalue}")
-        self.ename, self.evalue, self.traceback = ename, evalue, traceback
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,8 @@ def disconnect(kernel: Shell) -> None:
 
 @command("$device()", "show the device's address, platform, machine, Python and rpyc versions")
 def device(kernel: Shell) -> None:
-    facts = (("address", str(kernel.ensure_device().address)),) + tuple(kernel.ensure_device().info())
+    device = kernel.ensure_device()
+    facts = [("address", str(device.address)), *device.info()]
     width = max(len(label) for label, _ in facts)
     kernel.write("stdout", "".join(f"{label:<{width}}  {value}\n" for label, value in facts))
 
@@ -109,7 +102,7 @@ def exec_(kernel: Shell, code: str) -> None:
             exec(compile(code, "<$exec>", "exec"), kernel.local_namespace)
         except BaseException as error:
             lines = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
-            raise LocalError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
+            raise CellError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
 
 
 @command("$help()", "list the $ commands")

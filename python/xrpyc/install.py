@@ -38,13 +38,16 @@ def kernel_json(executable: Path, display_name: str) -> dict:
     }
 
 
-def install(user: bool = False, prefix: str | None = None, name: str = KERNEL_NAME, display_name: str = "xrpyc") -> str:
+def install(
+    user: bool = False, prefix: str | None = None, name: str = KERNEL_NAME, display_name: str = "xrpyc"
+) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
     with tempfile.TemporaryDirectory() as tmp:
         spec_dir = Path(tmp) / name
         spec_dir.mkdir()
-        (spec_dir / "kernel.json").write_text(json.dumps(kernel_json(kernel_executable(), display_name), indent=2) + "\n")
+        spec = kernel_json(kernel_executable(), display_name)
+        (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
         for logo in resources.files("xrpyc").joinpath("resources").iterdir():
             if logo.name.startswith("logo-"):
                 (spec_dir / logo.name).write_bytes(logo.read_bytes())

@@ -38,8 +38,8 @@ class DeviceRefused(DeviceError):
     """Nothing listens at the address (connection refused)."""
 
 
-class RemoteError(Exception):
-    """A cell raised on the device."""
+class CellError(Exception):
+    """The cell's code raised: on the device, or in the kernel's own Python ($exec)."""
 
     def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
         super().__init__(f"{ename}: {evalue}")
@@ -250,7 +250,7 @@ class Device:
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
 
-        Raises RemoteError for an exception on the device (KeyboardInterrupt
+        Raises CellError for an exception on the device (KeyboardInterrupt
         included), DeviceError when the connection is lost.
         """
         # The interrupt channel must be open before a cell can keep the
@@ -261,13 +261,13 @@ class Device:
             result = self._run(code, filename)
         except EOFError:
             if self._abandoned:
-                raise RemoteError("KeyboardInterrupt", BLOCKED, ["KeyboardInterrupt: " + BLOCKED]) from None
+                raise CellError("KeyboardInterrupt", BLOCKED, ["KeyboardInterrupt: " + BLOCKED]) from None
             raise DeviceError(f"the connection to {self.address} was lost while the cell ran") from None
         finally:
             self.idle.set()
         if result[0] == "error":
             _, ename, evalue, traceback = result
-            raise RemoteError(ename, evalue, list(traceback))
+            raise CellError(ename, evalue, list(traceback))
         return result[1]
 
     def _open_control(self) -> None:

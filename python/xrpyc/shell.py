@@ -19,9 +19,9 @@ from typing import Any
 
 from . import commands
 from .cellparse import Code, CommandSyntaxError, split_cell
-from .commands import CommandError, LocalError
+from .commands import CommandError
 from .localdevice import PrivateDevice
-from .session import DEFAULT_TIMEOUT, Address, Device, DeviceError, DeviceRefused, RemoteError, default_address
+from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 
 
 class StreamWriter(io.TextIOBase):
@@ -170,7 +170,7 @@ class Shell:
                 else:
                     commands.run(self, segment)
             reply: dict[str, Any] = {"status": "ok", "payload": [], "user_expressions": {}}
-        except (RemoteError, LocalError) as error:
+        except CellError as error:
             reply = self._error(error.ename, error.evalue, error.traceback, silent)
         except (CommandSyntaxError, CommandError, DeviceError) as error:
             reply = self._error(type(error).__name__, str(error), [f"{type(error).__name__}: {error}"], silent)
