@@ -61,6 +61,16 @@ def test_shutdown_leaves_nothing_on_the_device() -> None:
         assert agents == [] and threads == baseline_threads
 
 
+def test_restart_starts_clean_and_leaves_one_namespace() -> None:
+    with stock_rpyc_classic() as port, kernel(port) as running:
+        running.run("before_restart = 1")
+        running.km.restart_kernel(now=False)
+        running.kc.wait_for_ready(timeout=60)
+        assert running.run("'before_restart' in globals()").result == "False"
+        _, agents = device_state(port)
+        assert len(agents) == 1  # the old kernel's namespace went with it
+
+
 def test_shutdown_stops_the_private_device_without_zombies() -> None:
     with kernel(XRPYC_DEVICE=f"127.0.0.1:{free_port()}") as running:
         running.run("pass")
