@@ -5,6 +5,7 @@
 
 #include "pybind11/embed.h"
 
+#include "xbackground.hpp"
 #include "xeus_compat.hpp"
 #include "xinterpreter.hpp"
 #include "xinterrupt.hpp"
@@ -42,11 +43,17 @@ int main(int argc, char* argv[])
 
     try
     {
+        xeus::xconfiguration config = xeus::load_configuration(file);
         auto interpreter = std::make_unique<xrpyc::interpreter>();
         xrpyc::interpreter* raw = interpreter.get();
         // xrpyc_native publishes through xeus::get_interpreter().
         xeus::register_interpreter(raw);
-        auto kernel = xrpyc::compat::make_kernel(file, std::move(interpreter));
+        auto context = xrpyc::compat::make_context();
+        zmq::context_t& zmq_context = xrpyc::compat::zmq_context(*context);
+        auto kernel = xrpyc::compat::make_kernel(config, std::move(context), std::move(interpreter));
+        // Declared after the kernel: its socket closes before the kernel's
+        // ZMQ context does.
+        xrpyc::background_publisher background(zmq_context, config);
         xrpyc::start_interrupt_watcher([raw] { return raw->on_interrupt(); });
         // The main thread waits in xeus' poll loop without the GIL; every
         // request handler takes it back (xinterpreter.cpp).

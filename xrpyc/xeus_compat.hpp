@@ -21,14 +21,25 @@
 
 namespace xrpyc::compat
 {
-    // Build a kernel that serves the Jupyter protocol over ZMQ with the
-    // connection file's configuration. Invalid UTF-8 in published text is
-    // replaced instead of throwing, so device output can never kill a reply.
-    inline std::unique_ptr<xeus::xkernel>
-    make_kernel(const std::string& connection_file, std::unique_ptr<xeus::xinterpreter> interpreter)
+    // The ZMQ context that the kernel and the background publisher share
+    // (the in-process endpoint of xeus' IOPub forwarder lives in it).
+    inline std::unique_ptr<xeus::xcontext> make_context()
     {
-        xeus::xconfiguration config = xeus::load_configuration(connection_file);
-        auto context = xeus::make_context<zmq::context_t>();
+        return xeus::make_context<zmq::context_t>();
+    }
+
+    inline zmq::context_t& zmq_context(xeus::xcontext& context)
+    {
+        return context.get_wrapped_context<zmq::context_t>();
+    }
+
+    // A kernel that serves the Jupyter protocol over ZMQ. Invalid UTF-8 in
+    // published text is replaced instead of throwing, so device output can
+    // never kill a reply.
+    inline std::unique_ptr<xeus::xkernel> make_kernel(const xeus::xconfiguration& config,
+                                                      std::unique_ptr<xeus::xcontext> context,
+                                                      std::unique_ptr<xeus::xinterpreter> interpreter)
+    {
         return std::make_unique<xeus::xkernel>(config,
                                                xeus::get_user_name(),
                                                std::move(context),

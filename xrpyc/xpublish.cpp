@@ -1,6 +1,7 @@
 // The embedded module `xrpyc_native`: what Python needs from the C++ side to
 // publish IOPub messages (stream, display_data, update_display_data,
-// clear_output, execute_result, error) through xeus. PYBIND11_EMBEDDED_MODULE
+// clear_output, execute_result, error) through xeus, from the main thread, and
+// display messages from any thread. PYBIND11_EMBEDDED_MODULE
 // registers it with a static initializer, before Python starts.
 
 #include <string>
@@ -10,6 +11,8 @@
 #include "pybind11/embed.h"
 #include "pybind11/stl.h"
 #include "xeus/xinterpreter.hpp"
+
+#include "xbackground.hpp"
 
 namespace nl = nlohmann;
 namespace py = pybind11;
@@ -56,4 +59,14 @@ PYBIND11_EMBEDDED_MODULE(xrpyc_native, m)
     m.def("error", [](const std::string& ename, const std::string& evalue, const std::vector<std::string>& traceback) {
         interpreter().publish_execution_error(ename, evalue, traceback);
     }, py::arg("ename"), py::arg("evalue"), py::arg("traceback"));
+
+    m.def("parent_header", []() {
+        return interpreter().parent_header().dump();
+    }, "The header of the request being handled, as JSON (for publish_from_thread).");
+
+    m.def("publish_from_thread", [](const std::string& msg_type, const std::string& parent_header,
+                                    const std::string& content) {
+        return xrpyc::publish_from_thread(msg_type, parse(parent_header), parse(content));
+    }, py::arg("msg_type"), py::arg("parent_header"), py::arg("content"),
+       "Publish an IOPub message from any thread, as a reply to `parent_header`; false after shutdown.");
 }
