@@ -22,6 +22,12 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+try:
+    # On a device, richrepr.py was compiled into this namespace first (session.py).
+    mime_bundle, install_inline_backend, open_figures, figure_bundle, close_figure  # noqa: B018
+except NameError:  # imported in the kernel's own process (unit tests)
+    from .richrepr import close_figure, figure_bundle, install_inline_backend, mime_bundle, open_figures
+
 # The file name this code was compiled under ("<xrpyc-agent>" on a device):
 # frames from it are ours, not the user's, and are left out of tracebacks.
 AGENT_FILENAME = (lambda: None).__code__.co_filename
@@ -30,7 +36,10 @@ FLUSH_INTERVAL = 0.02
 FLUSH_SIZE = 64 * 1024
 
 REGISTRY_MODULE = "_xrpyc_agents"
-Chunks = Tuple[Tuple[str, str], ...]
+STREAMS = ("stdout", "stderr")
+# What a sink sends: ((kind, payload), ...) where kind is a stream name with
+# text, "display" with (bundle, display_id or None, update), or "clear" with wait.
+Chunks = Tuple[Tuple[str, Any], ...]
 _MISSING = object()
 _NAME_BEFORE = re.compile(r"[A-Za-z_][\w.]*$|$")
 _NAME_AFTER = re.compile(r"\w*")
@@ -77,21 +86,30 @@ class _Sink:
                 self._parts.append((name, [text]))
             self._size += len(text)
             full = self._size >= FLUSH_SIZE
-            if self._timer is None:
-                # Started on the first write only: a cell that prints nothing
-                # costs no thread.
-                self._timer = threading.Thread(target=self._flush_periodically, daemon=True)
-                self._timer.start()
+            self._start_timer()
         if full:
             self.flush()
         return len(text)
+
+    def post(self, kind: str, payload: Any) -> None:
+        """A display or clear message, in order with the text around it, sent at once."""
+        with self._lock:
+            self._parts.append((kind, [payload]))
+            self._start_timer()
+        self.flush()
+
+    def _start_timer(self) -> None:
+        # On the first output only: a cell that shows nothing costs no thread.
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._flush_periodically, daemon=True)
+            self._timer.start()
 
     def flush(self) -> None:
         with self._send_lock:
             with self._lock:
                 parts, self._parts, self._size = self._parts, [], 0
             if parts:
-                self._send(tuple((name, "".join(texts)) for name, texts in parts))
+                self._send(tuple((kind, "".join(items) if kind in STREAMS else items[0]) for kind, items in parts))
 
     def _flush_periodically(self) -> None:
         while not self._done.wait(FLUSH_INTERVAL):
@@ -152,6 +170,66 @@ def _router(name: str) -> Any:
     return stream
 
 
+def _current_sink() -> Optional[_Sink]:
+    """The sink of the cell running in this thread, if any."""
+    return _router("stdout").targets.get(threading.get_ident())
+
+
+def _post_bundle(bundle: tuple, display_id: Optional[str], update: bool) -> None:
+    sink = _current_sink()
+    if sink is not None:
+        sink.post("display", (bundle, display_id, update))
+    else:
+        # Not a cell's thread (a background thread the cell started): the
+        # notebook is not listening for it, the device's console is.
+        print(dict(bundle)["text/plain"])
+
+
+class DisplayHandle:
+    """What display(..., display_id=True) returns, as in IPython."""
+
+    def __init__(self, display_id: str) -> None:
+        self.display_id = display_id
+
+    def display(self, obj: Any) -> None:
+        display(obj, display_id=self.display_id)
+
+    def update(self, obj: Any) -> None:
+        update_display(obj, display_id=self.display_id)
+
+    def __repr__(self) -> str:
+        return "<DisplayHandle display_id={}>".format(self.display_id)
+
+
+def display(*objs: Any, display_id: Any = None, update: bool = False) -> Optional[DisplayHandle]:
+    """IPython's display(), on the device: rich output in the running cell's output."""
+    if display_id is True:
+        import uuid
+        display_id = uuid.uuid4().hex
+    for obj in objs:
+        _post_bundle(mime_bundle(obj), display_id, update)
+    return DisplayHandle(display_id) if display_id else None
+
+
+def update_display(obj: Any, display_id: str) -> None:
+    """Replace what an earlier display(..., display_id=...) showed."""
+    display(obj, display_id=display_id, update=True)
+
+
+def clear_output(wait: bool = False) -> None:
+    """Clear the running cell's output (wait=True: when the next output arrives)."""
+    sink = _current_sink()
+    if sink is not None:
+        sink.post("clear", wait)
+
+
+def show_figures(*_args: Any, **_kwargs: Any) -> None:
+    """plt.show() on the device: the open figures go to the notebook, then close."""
+    for figure in open_figures():
+        _post_bundle(figure_bundle(figure), None, False)
+        close_figure(figure)
+
+
 def _registry() -> Dict[str, "Agent"]:
     """The device's agents by kernel key, shared by all connections.
 
@@ -193,7 +271,15 @@ class Agent:
 
     def __init__(self, send: Callable[[Chunks], Any]) -> None:
         self._send = send
-        self.namespace = {"__name__": "__main__", "__builtins__": builtins}  # type: Dict[str, Any]
+        self.namespace = {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+            # Available without import, as in IPython.
+            "display": display,
+            "update_display": update_display,
+            "clear_output": clear_output,
+        }  # type: Dict[str, Any]
+        install_inline_backend(show_figures)
         # Cell sources by file name, for tracebacks. Kept here rather than in
         # the device's shared linecache, where two kernels' "In[3]" collide.
         self._cells = {}  # type: Dict[str, List[str]]
@@ -262,21 +348,20 @@ class Agent:
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(code, tree.body[-1]):
             last = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, filename, "exec"), self.namespace)
-        if last is None:
-            return ()
-        value = eval(compile(last, filename, "eval"), self.namespace)
+        figures_before = set(map(id, open_figures()))
+        try:
+            exec(compile(tree, filename, "exec"), self.namespace)
+            value = None if last is None else eval(compile(last, filename, "eval"), self.namespace)
+        finally:
+            # Figures the cell drew and did not show, as matplotlib_inline does.
+            for figure in open_figures():
+                if id(figure) not in figures_before:
+                    _post_bundle(figure_bundle(figure), None, False)
+                    close_figure(figure)
         if value is None:
             return ()
         self.namespace["_"] = value
-        return self.mime_bundle(value)
-
-    def mime_bundle(self, value: Any) -> tuple:
-        """The representations of a result, as ((mime, data), ...).
-
-        The hook for rich output: formatters for more MIME types go here.
-        """
-        return (("text/plain", repr(value)),)
+        return mime_bundle(value)
 
     def _error(self, etype: type, value: BaseException, tb: Any) -> tuple:
         lines = []  # type: List[str]

@@ -104,9 +104,16 @@ def _disable_nagle(conn: Any, stream: Any) -> None:
     stream.sock.setsockopt(*option)
 
 
-def _agent_source() -> str:
-    with open(os.path.join(os.path.dirname(__file__), "agent.py"), encoding="utf-8") as source:
-        return source.read()
+# Device-side sources, compiled by the device's Python in this order into one namespace.
+AGENT_SOURCES = ("richrepr.py", "agent.py")
+
+
+def _agent_sources() -> list[str]:
+    sources = []
+    for name in AGENT_SOURCES:
+        with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as source:
+            sources.append(source.read())
+    return sources
 
 
 # Devices found to speak rpyc 5.x, so that later connections (the interrupt
@@ -235,7 +242,8 @@ class Device:
         conn = _open(address, timeout)
         try:
             namespace = conn.builtins.dict()
-            conn.builtins.exec(conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec"), namespace)
+            for source in _agent_sources():
+                conn.builtins.exec(conn.builtins.compile(source, AGENT_FILENAME, "exec"), namespace)
             agent, resumed = namespace["attach"](key, on_output)
         except (EOFError, ConnectionError, TimeoutError) as error:
             conn.close()

@@ -9,6 +9,7 @@ error reply with a message that says what happened.
 
 from __future__ import annotations
 
+import base64
 import codeop
 import io
 import json
@@ -65,9 +66,17 @@ class Shell:
         return StreamWriter(self, name)
 
     def _on_device_output(self, chunks: tuple) -> None:
-        # Called from the device (through rpyc) with ordered batches.
-        for name, text in chunks:
-            self.native.stream(name, text)
+        # Called from the device (through rpyc) with ordered batches; see agent.Chunks.
+        for kind, payload in chunks:
+            if kind == "display":
+                bundle, display_id, update = payload
+                transient = json.dumps({"display_id": display_id} if display_id else {})
+                publish = self.native.update_display_data if update else self.native.display_data
+                publish(json.dumps(mime_data(bundle)), "", transient)
+            elif kind == "clear":
+                self.native.clear_output(bool(payload))
+            else:
+                self.native.stream(kind, payload)
 
     # -- devices -----------------------------------------------------------
 
@@ -192,7 +201,7 @@ class Shell:
             if device.closed:  # lost, or let go after an interrupt: the next cell reconnects
                 self._drop_device()
         if bundle and not silent:
-            self.native.execute_result(execution_count, json.dumps(dict(bundle)), "")
+            self.native.execute_result(execution_count, json.dumps(mime_data(bundle)), "")
 
     def _error(self, ename: str, evalue: str, trace: list[str], silent: bool) -> dict[str, Any]:
         if not silent:
@@ -240,6 +249,18 @@ class Shell:
         if self.private_device is not None:
             self.private_device.stop()
             self.private_device = None
+
+
+def mime_data(bundle: tuple) -> dict[str, Any]:
+    """A device's ((mime, data), ...) as a Jupyter data dict: bytes in base64, JSON parsed."""
+    data: dict[str, Any] = {}
+    for mime, value in bundle:
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        elif mime == "application/json" or mime.endswith("+json"):
+            value = json.loads(value)
+        data[mime] = value
+    return data
 
 
 def _next_indent(text: str) -> str:
