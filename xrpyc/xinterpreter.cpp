@@ -32,11 +32,11 @@ namespace xrpyc
         }
     }
 
-    bool interpreter::on_interrupt()
+    bool interpreter::on_interrupt(bool during_request)
     {
         try
         {
-            return m_kernel.attr("interrupt")().cast<bool>();
+            return m_kernel.attr("interrupt")(during_request).cast<bool>();
         }
         catch (std::exception& e)
         {

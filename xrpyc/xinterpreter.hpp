@@ -22,8 +22,8 @@ namespace xrpyc
         interpreter() = default;
         ~interpreter() override;
 
-        // SIGINT during a request (see xinterrupt.hpp); the GIL is held.
-        bool on_interrupt();
+        // SIGINT (see xinterrupt.hpp); the GIL is held.
+        bool on_interrupt(bool during_request);
 
     private:
         void configure_impl() override;

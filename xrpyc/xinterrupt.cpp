@@ -38,16 +38,17 @@ namespace xrpyc
             while (true)
             {
                 int sig = 0;
-                if (sigwait(&set, &sig) != 0 || sig != SIGINT || !executing.load())
+                if (sigwait(&set, &sig) != 0 || sig != SIGINT)
                 {
                     continue;
                 }
                 // Taking the GIL also forces a switch away from a main thread
                 // busy in bytecode, so it notices a pending signal promptly.
                 py::gil_scoped_acquire acquire;
-                // Checked again with the GIL: the request may have ended
-                // meanwhile, and a KeyboardInterrupt must not leak into the next.
-                if (executing.load() && handler())
+                // Read with the GIL: the request may have ended meanwhile, and
+                // a KeyboardInterrupt must not leak into the next one.
+                bool during_request = executing.load();
+                if (handler(during_request) && during_request)
                 {
                     // Marks SIGINT as tripped: the main thread raises
                     // KeyboardInterrupt at its next check.

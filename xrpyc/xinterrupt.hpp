@@ -1,8 +1,8 @@
 // SIGINT handling: Jupyter's "interrupt_mode: signal" sends SIGINT to the
 // kernel. Instead of letting it kill the process (as xeus-python does), one
-// thread waits for it and, while a request executes, hands it to Python,
-// which stops the code on the device or asks for a local KeyboardInterrupt.
-// While idle it is ignored.
+// thread waits for it and hands it to Python, which stops the code on the
+// device, asks for a local KeyboardInterrupt, or (while idle) stops
+// background video.
 #ifndef XRPYC_XINTERRUPT_HPP
 #define XRPYC_XINTERRUPT_HPP
 
@@ -10,9 +10,10 @@
 
 namespace xrpyc
 {
-    // Called with the GIL held when SIGINT arrives during a request; returns
-    // true to raise KeyboardInterrupt in the main thread.
-    using interrupt_handler = std::function<bool()>;
+    // Called with the GIL held when SIGINT arrives, with whether a request
+    // is being handled; returns true to raise KeyboardInterrupt in the main
+    // thread (honoured during a request only).
+    using interrupt_handler = std::function<bool(bool)>;
 
     // Block SIGINT in the calling thread and every thread created after it.
     // Call first thing in main(), before xeus or Python start threads.

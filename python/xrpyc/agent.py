@@ -460,6 +460,18 @@ class Agent:
                 return _MISSING
         return obj
 
+    def video_port(self) -> Optional[int]:
+        """The port of this device's MJPEG live view, if it serves one: MaixPy3
+        boards run maix.mjpg (18811) in the rpyc server's process, xrpyc-device
+        its own server."""
+        ours = sys.modules.get("xrpyc.device.mjpeg")
+        port = getattr(ours, "serving_port", None)
+        if port:
+            return int(port)
+        if "maix.mjpg" in sys.modules:
+            return 18811
+        return None
+
     def device_info(self) -> tuple:
         """Facts about the device, as ((label, value), ...)."""
         import platform

@@ -31,8 +31,10 @@ REGISTRY: dict[str, CommandInfo] = {}
 
 
 def command(usage: str, summary: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a $ command; its name is the usage's, up to the parenthesis ($video.stop)."""
+
     def register(function: Callable[..., None]) -> Callable[..., None]:
-        name = function.__name__.rstrip("_")
+        name = usage[1:].split("(")[0]
         REGISTRY[name] = CommandInfo(name, usage, summary, function)
         return function
 
@@ -103,6 +105,33 @@ def exec_(kernel: Shell, code: str) -> None:
         except BaseException as error:
             lines = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
             raise CellError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
+
+
+@command('$video("url", fps=15, width=640)', "show an RTSP or MJPEG-over-HTTP stream live, in the background")
+def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, width: int = 640) -> None:
+    usage = REGISTRY["video"].usage
+    if source is None:
+        kernel.write("stdout", kernel.videos.describe())
+        return
+    if isinstance(source, bool):
+        # $video(False) / $video(True): the device's live view during cells.
+        kernel.videos.live_view = source
+        kernel.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
+        return
+    _check("url", source, str, "a stream URL (rtsp://, http://) or True/False", usage)
+    _check("fps", fps, (int, float), "a number of frames per second", usage)
+    _check("width", width, int, "a number of pixels", usage)
+    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://")):
+        raise CommandError(f"$video: {source!r} is not an rtsp:// or http:// URL. Usage: {usage}")
+    if not (0 < fps <= 60 and 16 <= width <= 4096):
+        raise CommandError(f"$video: fps must be in (0, 60] and width in [16, 4096]. Usage: {usage}")
+    kernel.videos.start(source, float(fps), width)
+
+
+@command("$video.stop()", "stop the streams started with $video (interrupting the kernel does too)")
+def video_stop(kernel: Shell) -> None:
+    stopped = kernel.videos.stop_all()
+    kernel.write("stdout", f"stopped {stopped} video stream{'s' if stopped != 1 else ''}\n")
 
 
 @command("$help()", "list the $ commands")

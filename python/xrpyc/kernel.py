@@ -47,9 +47,9 @@ class Kernel:
     def is_complete(self, code: str) -> str:
         return self.shell.is_complete(code)
 
-    def interrupt(self) -> bool:
-        """SIGINT during a request; True asks C++ to raise KeyboardInterrupt here."""
-        return self._shell.interrupt() if self._shell is not None else True
+    def interrupt(self, during_request: bool) -> bool:
+        """SIGINT; True asks C++ to raise KeyboardInterrupt here (during a request only)."""
+        return self._shell.interrupt(during_request) if self._shell is not None else True
 
     def kernel_info(self) -> str:
         return json.dumps(

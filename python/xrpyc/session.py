@@ -221,6 +221,10 @@ class Device:
         self._conn = conn
         self._run = agent.run  # looked up once: each cell is then one round trip
         self._agent = agent
+        port = agent.video_port()
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        # The device's MJPEG live view (MaixPy3's display.show), if it serves one.
+        self.video_url = f"http://{host}:{port}/" if port else None
         self._abandoned = False
         self._closed = False
         # Set while no cell runs; interrupt() waits on it.
@@ -341,7 +345,8 @@ class Device:
 
     def info(self) -> tuple:
         """((label, value), ...) describing the device."""
-        return self._agent.device_info()
+        facts = tuple(self._agent.device_info())
+        return (*facts, ("live view", self.video_url)) if self.video_url else facts
 
     def close(self, forget: bool = False) -> None:
         """Close the connection; `forget` also drops the namespace on the device."""

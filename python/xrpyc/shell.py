@@ -22,6 +22,7 @@ from . import commands
 from .cellparse import Code, CommandSyntaxError, split_cell
 from .commands import CommandError
 from .localdevice import PrivateDevice
+from .videoviews import VideoViews
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 
 
@@ -55,6 +56,7 @@ class Shell:
         self._known: set[Address] = set()
         # The device running the current cell, for interrupt().
         self._busy: Device | None = None
+        self.videos = VideoViews(native)
 
     # -- output ------------------------------------------------------------
 
@@ -143,12 +145,16 @@ class Shell:
             )
         return Device.connect(self.private_device.address, self.key, self._on_device_output)
 
-    def interrupt(self) -> bool:
-        """SIGINT during a request (from the signal thread).
+    def interrupt(self, during_request: bool) -> bool:
+        """SIGINT (from the signal thread).
 
-        Returns True to raise KeyboardInterrupt in the kernel itself: for
-        anything but a cell on the device ($exec, connecting).
+        While idle it stops background video. During a request, returns True
+        to raise KeyboardInterrupt in the kernel itself: for anything but a
+        cell on the device ($exec, connecting).
         """
+        if not during_request:
+            self.videos.stop_all()
+            return False
         device = self._busy
         if device is None:
             return True
@@ -194,10 +200,13 @@ class Shell:
     def _run_code(self, text: str, execution_count: int, silent: bool) -> None:
         device = self.ensure_device()
         self._busy = device
+        if device.video_url is not None:
+            self.videos.start_cell_view(device.video_url)
         try:
             bundle = device.run(text, f"In[{execution_count}]")
         finally:
             self._busy = None
+            self.videos.stop_cell_view()
             if device.closed:  # lost, or let go after an interrupt: the next cell reconnects
                 self._drop_device()
         if bundle and not silent:
@@ -245,6 +254,7 @@ class Shell:
         return json.dumps({"status": "complete"})
 
     def shutdown(self) -> None:
+        self.videos.stop_all()
         self.disconnect()  # also drops this kernel's namespace on the device
         if self.private_device is not None:
             self.private_device.stop()
