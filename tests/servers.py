@@ -62,9 +62,11 @@ def start_ready_server(
 
 
 @contextlib.contextmanager
-def xrpyc_device(port: int = 0) -> Iterator[int]:
-    """Our `xrpyc-device` (on a free port unless given)."""
-    process, actual = start_ready_server([str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", str(port)])
+def xrpyc_device(port: int = 0, *options: str) -> Iterator[int]:
+    """Our `xrpyc-device` (on a free port unless given; no MJPEG stream unless `options` ask)."""
+    process, actual = start_ready_server(
+        [str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", str(port), "--mjpeg-port", "0", *options]
+    )
     try:
         yield actual
     finally:

@@ -40,9 +40,10 @@ class PrivateDevice:
     @classmethod
     def start(cls) -> PrivateDevice:
         process = subprocess.Popen(
-            [sys.executable, "-m", "xrpyc.device", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "xrpyc.device", "--host", "127.0.0.1", "--port", "0", "--mjpeg-port", "auto"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
+            bufsize=0,  # unbuffered: select() below must see every line not yet read
             preexec_fn=_child_setup,
             # Its own process group: Jupyter interrupts the kernel's group,
             # and that must not stop the device (it is handled on the device).
@@ -51,14 +52,13 @@ class PrivateDevice:
         assert process.stdout is not None
         deadline = time.monotonic() + READY_TIMEOUT
         line = b""
-        while not line.endswith(b"\n"):
+        while not line.startswith(b"READY"):  # other lines (MJPEG ...) come first
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([process.stdout], [], [], remaining)[0]:
                 break
-            chunk = process.stdout.readline()
-            if not chunk:
+            line = process.stdout.readline()
+            if not line:
                 break
-            line += chunk
         words = line.decode(errors="replace").split()
         if len(words) < 2 or words[0] != "READY" or not words[1].startswith("rpyc://"):
             process.kill()

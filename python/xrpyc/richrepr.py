@@ -96,8 +96,11 @@ def _from_image(value: Any) -> List[Tuple[str, Any]]:
             with open(value, "rb") as image_file:
                 return [(mime, image_file.read())]
         return []
-    image = _as_pil(value)
-    return [encode_image(image)] if image is not None else []
+    if hasattr(value, "c_img_private"):
+        return [_maix_image(value)]
+    if (type(value).__module__ or "").startswith("PIL."):
+        return [encode_image(value)]
+    return []
 
 
 def _sniff(head: bytes) -> Optional[str]:
@@ -108,16 +111,23 @@ def _sniff(head: bytes) -> Optional[str]:
     return None
 
 
-def _as_pil(value: Any) -> Any:
-    """`value` as a PIL image, if it is one or a MaixPy3 image; else None."""
-    module = type(value).__module__ or ""
-    if module.startswith("PIL."):
-        return value
-    if module.split(".")[0] in ("maix", "_maix_image", "_maix"):
-        # MaixPy3 images convert to PIL through their raw RGB bytes.
-        from PIL import Image
-        return Image.frombytes("RGB", (value.width, value.height), value.tobytes())
-    return None
+def _maix_image(image: Any) -> Tuple[str, bytes]:
+    """A MaixPy3 `_maix_image.Image` (recognised by its c_img_private attribute).
+
+    Its tobytes("jpg") encodes on the board in C, but is right for RGB images
+    only (and needs MaixPy3 >= 0.4.9); other modes go through PIL. Its
+    convert() works in place, so only ever on a copy.
+    """
+    if image.mode == "RGB":
+        try:
+            return ("image/jpeg", image.tobytes("jpg"))
+        except TypeError:
+            pass  # before 0.4.9: tobytes() takes no format
+    if image.mode == "RGB16":
+        image = image.copy()
+        image.convert("RGB")
+    from PIL import Image
+    return encode_image(Image.frombytes(image.mode, (image.width, image.height), image.tobytes()))
 
 
 def encode_image(image: Any) -> Tuple[str, bytes]:

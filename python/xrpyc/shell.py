@@ -22,8 +22,8 @@ from . import commands
 from .cellparse import Code, CommandSyntaxError, split_cell
 from .commands import CommandError
 from .localdevice import PrivateDevice
-from .videoviews import VideoViews
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
+from .videoviews import VideoViews
 
 
 class StreamWriter(io.TextIOBase):

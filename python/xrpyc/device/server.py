@@ -11,6 +11,8 @@ import logging
 import signal
 import sys
 
+from . import streaming
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 18812
 
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s; 0 picks a free one)"
     )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    streaming.add_arguments(parser)
     return parser
 
 
@@ -47,14 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xrpyc-device: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
     host, port = server.listener.getsockname()[:2]
+    try:
+        video = streaming.start(args)
+    except (OSError, ValueError) as error:
+        print(f"xrpyc-device: camera {args.camera}: {error}", file=sys.stderr)
+        server.close()
+        return 1
     # SIGTERM (systemd, the kernel stopping its private device) ends the
     # server loop like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: server.close())
+    if video.url:
+        print(f"MJPEG {video.url}", flush=True)
     print(f"READY rpyc://{host}:{port}", flush=True)
     try:
         server.start()
     except KeyboardInterrupt:
         pass
     finally:
+        video.stop()
         server.close()
     return 0
