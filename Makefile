@@ -49,7 +49,11 @@ $(STAMPS)/kernelspec: $(VENV)/bin/xrpyc $(STAMPS)/python python/xrpyc/install.py
 demo: all
 	$(PY) examples/run_notebook.py examples/01-getting-started.ipynb
 
+MEDIA_DEPS := ../shared/fixtures/install-media-deps
+
 test: all
+	@# The RTSP and MJPEG test servers' Debian packages (the video tests skip without them).
+	@if [ -x $(MEDIA_DEPS) ]; then $(MEDIA_DEPS); fi
 	$(VENV)/bin/ruff check -q python tests bench examples
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -116,6 +116,8 @@ def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, wi
     if isinstance(source, bool):
         # $video(False) / $video(True): the device's live view during cells.
         kernel.videos.live_view = source
+        if not source:
+            kernel.videos.stop_live_view()
         kernel.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
         return
     _check("url", source, str, "a stream URL (rtsp://, http://) or True/False", usage)

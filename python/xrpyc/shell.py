@@ -255,6 +255,7 @@ class Shell:
 
     def shutdown(self) -> None:
         self.videos.stop_all()
+        self.videos.stop_live_view()
         self.disconnect()  # also drops this kernel's namespace on the device
         if self.private_device is not None:
             self.private_device.stop()

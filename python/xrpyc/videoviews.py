@@ -5,23 +5,69 @@ background until stopped, and the device's own live view, shown while a cell run
 from __future__ import annotations
 
 import sys
+import threading
+import uuid
 from typing import Any
 
 from .iopub import ThreadPublisher
+
+# The live view stays connected between cells, and a device sends a frame only
+# when its picture changes: silence is normal, so reads wait long.
+LIVE_VIEW_TIMEOUT = 24 * 3600.0
+
+
+class _CellRouter:
+    """A publisher that gives a device's live view to whichever cell is running.
+
+    The first frame during a cell opens a display in that cell's output, the
+    next ones update it; frames between cells are dropped, so a cell never
+    shows a picture from before it ran. The readout line is for $video only.
+    """
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._lock = threading.Lock()
+        self._publisher: ThreadPublisher | None = None
+        self._display_id: str | None = None
+
+    def begin_cell(self) -> None:
+        with self._lock:
+            self._publisher, self._display_id = ThreadPublisher(self._native), None
+
+    def end_cell(self) -> None:
+        with self._lock:
+            self._publisher = None
+
+    def display_data(self, data: dict, metadata: dict, transient: dict) -> None:
+        if "image/jpeg" not in data:
+            return
+        with self._lock:
+            if self._publisher is None:
+                return
+            if self._display_id is None:
+                self._display_id = uuid.uuid4().hex
+                self._publisher.display_data(data, metadata, {"display_id": self._display_id})
+            else:
+                self._publisher.update_display_data(data, metadata, {"display_id": self._display_id})
+
+    update_display_data = display_data
 
 
 class VideoViews:
     def __init__(self, native: Any) -> None:
         self._native = native
         self._streams: list[Any] = []
-        self._cell_view: Any = None
+        self._router = _CellRouter(native)
+        self._live: Any = None  # the device's live view stream
         # Show the device's MJPEG live view (MaixPy3's display.show) during cells.
         self.live_view = True
 
     def start(self, url: str, fps: float, width: int) -> Any:
         """Show `url` in the current cell's output, in the background."""
+        from .video import VideoOptions  # PyAV and friends only when video is used
+
         self._streams = [stream for stream in self._streams if stream.running]
-        stream = self._make(url, fps, width, on_end=None)
+        stream = self._play(url, ThreadPublisher(self._native), VideoOptions(fps=fps, max_width=width), None)
         self._streams.append(stream)
         return stream
 
@@ -40,25 +86,35 @@ class VideoViews:
         return "\n".join(lines) + "\n"
 
     def start_cell_view(self, url: str) -> None:
-        """The device's live view, for the cell about to run; its first frame shows the display."""
-        if self.live_view:
-            self._cell_view = self._make(url, fps=15.0, width=640, on_end=_quiet)
+        """The device's live view goes to the cell about to run."""
+        if not self.live_view:
+            return
+        if self._live is None or self._live.url != url or not self._live.running:
+            from .video import VideoOptions
+
+            self.stop_live_view()
+            options = VideoOptions(fps=15.0, max_width=640, timeout=LIVE_VIEW_TIMEOUT)
+            self._live = self._play(url, self._router, options, _quiet)
+        self._router.begin_cell()
 
     def stop_cell_view(self) -> None:
-        if self._cell_view is not None:
-            # Not waiting: frames still in flight land in the cell's output,
-            # and the reply is not held up.
-            self._cell_view.stop(timeout=0)
-            self._cell_view = None
+        # The stream stays connected for the next cell; its frames go nowhere meanwhile.
+        self._router.end_cell()
 
-    def _make(self, url: str, fps: float, width: int, on_end: Any) -> Any:
-        from .video import VideoOptions, VideoStream  # PyAV and friends only when video is used
+    def stop_live_view(self) -> None:
+        if self._live is not None:
+            self._live.stop(timeout=0)
+            self._live = None
 
-        stream = VideoStream(url, ThreadPublisher(self._native), VideoOptions(fps=fps, max_width=width), on_end=on_end)
+    @staticmethod
+    def _play(url: str, publisher: Any, options: Any, on_end: Any) -> Any:
+        from .video import VideoStream
+
+        stream = VideoStream(url, publisher, options, on_end=on_end)
         stream.start()
         return stream
 
 
 def _quiet(message: str) -> None:
-    # The live view ends with each cell; that is not news. The kernel's log keeps the reason.
+    # The live view restarts with the next cell; the kernel's log keeps the reason.
     print(f"xrpyc: live view ended: {message}", file=sys.stderr)
