@@ -20,6 +20,9 @@ def render(output: dict) -> str:
     if kind == "error":
         return "\n".join(output["traceback"]) + "\n"
     data = output.get("data", {})
+    images = sorted(mime for mime in data if mime.startswith("image/"))
+    if images:
+        return f"<{', '.join(images)}>\n"
     if "text/plain" in data:
         return data["text/plain"] + "\n"
     return f"<{', '.join(sorted(data))}>\n"

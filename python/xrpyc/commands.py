@@ -107,7 +107,7 @@ def exec_(kernel: Shell, code: str) -> None:
             raise CellError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
 
 
-@command('$video("url", fps=15, width=640)', "show an RTSP or MJPEG-over-HTTP stream live, in the background")
+@command('$video("url", fps=15, width=640)', 'show an RTSP/MJPEG stream live in the background ("device": its live view)')
 def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, width: int = 640) -> None:
     usage = REGISTRY["video"].usage
     if source is None:
@@ -120,8 +120,13 @@ def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, wi
             kernel.videos.stop_live_view()
         kernel.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
         return
-    _check("url", source, str, "a stream URL (rtsp://, http://) or True/False", usage)
+    _check("url", source, str, 'a stream URL (rtsp://, http://), "device", or True/False', usage)
     _check("fps", fps, (int, float), "a number of frames per second", usage)
+    if source == "device":
+        url = kernel.ensure_device().video_url
+        if url is None:
+            raise CommandError("$video: the device serves no live view (MaixPy3's port 18811, xrpyc-device's MJPEG)")
+        source = url
     _check("width", width, int, "a number of pixels", usage)
     if not source.startswith(("rtsp://", "rtsps://", "http://", "https://")):
         raise CommandError(f"$video: {source!r} is not an rtsp:// or http:// URL. Usage: {usage}")
