@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from servers import xrpyc_device
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.ipynb"))
 
 
+@pytest.fixture(scope="module")
+def device_with_live_view() -> Iterator[int]:
+    """An xrpyc-device that also serves its MJPEG live view, as the default one does."""
+    with xrpyc_device(0, "--mjpeg-port", "auto") as port:
+        yield port
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs(path: Path, device: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XRPYC_DEVICE", f"127.0.0.1:{device}")
+def test_example_runs(path: Path, device_with_live_view: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XRPYC_DEVICE", f"127.0.0.1:{device_with_live_view}")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, kernel_name="xrpyc", timeout=120).execute()
     code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]

@@ -125,7 +125,7 @@ def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, wi
     if source == "device":
         url = kernel.ensure_device().video_url
         if url is None:
-            raise CommandError("$video: the device serves no live view (MaixPy3's port 18811, xrpyc-device's MJPEG)")
+            raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
         source = url
     _check("width", width, int, "a number of pixels", usage)
     if not source.startswith(("rtsp://", "rtsps://", "http://", "https://")):
