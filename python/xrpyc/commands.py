@@ -107,7 +107,7 @@ def exec_(kernel: Shell, code: str) -> None:
             raise CellError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
 
 
-@command('$video("url", fps=15, width=640)', 'show an RTSP/MJPEG stream live in the background ("device": its live view)')
+@command('$video("url", fps=15, width=640)', 'play an RTSP/MJPEG stream in the background ("device": its live view)')
 def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, width: int = 640) -> None:
     usage = REGISTRY["video"].usage
     if source is None:
