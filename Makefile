@@ -69,7 +69,9 @@ $(STAMPS)/bench: | $(STAMPS)/python
 	@touch $@
 
 bench: all $(STAMPS)/bench
+	@if [ -x $(MEDIA_DEPS) ]; then $(MEDIA_DEPS); fi
 	$(PY) bench/bench_kernels.py
+	$(PY) bench/bench_video.py
 
 clean:
 	rm -rf build $(VENV)
