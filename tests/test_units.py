@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from xrpyc.agent import Agent
@@ -140,3 +141,17 @@ def test_install_writes_a_kernelspec(tmp_path) -> None:
     assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
     assert spec["argv"][0].endswith("/bin/xrpyc") and spec["argv"][1:] == ["-f", "{connection_file}"]
     assert (spec_dir / "logo-64x64.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "No such file"), ('{"bad": ', "parse error"), ('{"ip": "127.0.0.1"}', "type must be")],
+)
+def test_bad_connection_files_give_a_clear_message(tmp_path, content: str | None, message: str) -> None:
+    path = tmp_path / "connection.json"
+    if content is not None:
+        path.write_text(content)
+    kernel = Path(sys.executable).parent / "xrpyc"
+    done = subprocess.run([str(kernel), "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"cannot use the connection file {path}" in done.stderr and message in done.stderr

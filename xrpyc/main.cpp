@@ -1,5 +1,7 @@
 // xrpyc: a Jupyter kernel whose cells run on a remote Python device over rpyc.
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -37,13 +39,25 @@ int main(int argc, char* argv[])
         return 2;
     }
 
+    xeus::xconfiguration config;
+    try
+    {
+        config = xeus::load_configuration(file);
+    }
+    catch (std::exception& e)
+    {
+        std::ifstream readable(file);
+        std::cerr << "xrpyc: cannot use the connection file " << file << ": "
+                  << (readable ? e.what() : std::strerror(errno)) << std::endl;
+        return 2;
+    }
+
     // Before any thread exists, so that every thread inherits the mask.
     xrpyc::block_interrupt_signal();
     auto python = xrpyc::start_python();
 
     try
     {
-        xeus::xconfiguration config = xeus::load_configuration(file);
         auto interpreter = std::make_unique<xrpyc::interpreter>();
         xrpyc::interpreter* raw = interpreter.get();
         // xrpyc_native publishes through xeus::get_interpreter().
