@@ -182,7 +182,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def device_command() -> list[str]:
     script = Path(sys.executable).with_name("xrpyc-device")
     program = [str(script)] if script.exists() else [sys.executable, "-m", "xrpyc.device"]
-    return [*program, "--host", LOOPBACK, "--port", "0"]
+    return [*program, "--host", LOOPBACK, "--port", "0", "--mjpeg-port", "0"]
 
 
 def read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
@@ -202,7 +202,7 @@ def xrpyc_device() -> Iterator[str]:
         prefix = f"READY rpyc://{LOOPBACK}:"
         if not line.startswith(prefix):
             raise RuntimeError(f"xrpyc-device did not start (its first line: {line!r})")
-        yield f"{LOOPBACK}:{int(line[len(prefix) :])}"
+        yield f"{LOOPBACK}:{int(line[len(prefix) :].split()[0])}"
     finally:
         stop_process(process)
 

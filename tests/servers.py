@@ -54,7 +54,7 @@ def start_ready_server(
     deadline = time.monotonic() + timeout
     for line in process.stdout:
         if line.startswith(f"READY rpyc://{host}:"):
-            return process, int(line.rsplit(":", 1)[1])
+            return process, int(line.split()[1].rsplit(":", 1)[1])
         if time.monotonic() > deadline:
             break
     stop(process)

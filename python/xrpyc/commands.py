@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .cellparse import Command
+from .security import lookup
 from .session import DEFAULT_TIMEOUT, Address, CellError
 
 if TYPE_CHECKING:
@@ -67,8 +68,15 @@ def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) ->
         raise CommandError(f"{name} must be {what}, not {value!r}. Usage: {usage}")
 
 
-@command('$connect("host[:port]", port=18812, timeout=5)', "run the next cells on the device at host")
-def connect(kernel: Shell, host: str, port: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+@command('$connect("host[:port]", port=18812, timeout=5, token=None, tls=None)', "run the next cells on that device")
+def connect(
+    kernel: Shell,
+    host: str,
+    port: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    token: str | None = None,
+    tls: bool | str | None = None,
+) -> None:
     usage = REGISTRY["connect"].usage
     _check("host", host, str, "a string", usage)
     if port is not None:
@@ -76,11 +84,16 @@ def connect(kernel: Shell, host: str, port: int | None = None, timeout: float = 
     _check("timeout", timeout, (int, float), "a number of seconds", usage)
     if timeout <= 0:
         raise CommandError(f"timeout must be positive, not {timeout!r}")
+    if token is not None:
+        _check("token", token, str, "a string", usage)
+    if tls is not None and not isinstance(tls, (bool, str)):
+        raise CommandError(f"tls must be True/False or the path of a certificate to trust. Usage: {usage}")
     try:
         address = Address.parse(host, port)
+        credentials = lookup(address, token, tls)
     except ValueError as error:
         raise CommandError(f"$connect: {error}. Usage: {usage}") from None
-    kernel.connect(address, float(timeout))
+    kernel.connect(address, float(timeout), credentials)
 
 
 @command("$disconnect()", "close the connection; later cells run on the default device")

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .security import Credentials, lookup
+
 DEFAULT_PORT = 18812
 DEFAULT_TIMEOUT = 5.0
 AGENT_FILENAME = "<xrpyc-agent>"
@@ -21,6 +23,7 @@ REGISTRY_MODULE = "_xrpyc_agents"  # as in agent.py
 # Seconds to notice a dead link; seconds a device gets to stop after an interrupt.
 LINK_TIMEOUT = 10
 INTERRUPT_GRACE = 1.0
+CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call Python cannot "
     "interrupt (time.sleep, a socket read, ...). It stops at its next Python instruction. The kernel let go "
@@ -121,7 +124,7 @@ def _agent_sources() -> list[str]:
 _RPYC5_DEVICES: set[Address] = set()
 
 
-def _open(address: Address, timeout: float) -> Any:
+def _open(address: Address, timeout: float, credentials: Credentials) -> Any:
     """A classic rpyc connection to `address` (rpyc 6.x or 5.x), or DeviceError saying why not."""
     from rpyc.core.channel import Channel
     from rpyc.utils.factory import connect_channel
@@ -130,7 +133,7 @@ def _open(address: Address, timeout: float) -> Any:
 
     while True:
         rpyc5 = address in _RPYC5_DEVICES
-        stream = _open_socket(address, timeout)
+        stream = _open_socket(address, timeout, credentials)
         channel = Rpyc5Channel(stream) if rpyc5 else Channel(stream)
         try:
             # The timeout covers the first request (GETROOT), which a silent
@@ -143,7 +146,8 @@ def _open(address: Address, timeout: float) -> Any:
             if not rpyc5 and is_rpyc5_peer(error):
                 _RPYC5_DEVICES.add(address)
                 continue
-            raise _not_rpyc(address, error) from None
+            refusal = None if credentials.token else _refusal(address, timeout, credentials)
+            raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
 
 
 def _kernel_service() -> type:
@@ -164,12 +168,21 @@ def _kernel_service() -> type:
     return KernelService
 
 
-def _open_socket(address: Address, timeout: float) -> Any:
+def _open_socket(address: Address, timeout: float, credentials: Credentials) -> Any:
+    """A connected stream, with TLS and the token exchange done when the credentials ask."""
     from rpyc.core.stream import SocketStream
 
+    sock = _connect(address, timeout, credentials)
+    if credentials.token:
+        _prove_token(sock, address, credentials.token, timeout)
+    sock.settimeout(None)
+    _bound_link_failures(sock)
+    return SocketStream(sock)
+
+
+def _connect(address: Address, timeout: float, credentials: Credentials) -> socket.socket:
     try:
-        # One attempt: rpyc would otherwise retry a timed-out connect six times.
-        stream = SocketStream.connect(address.host, address.port, timeout=timeout, attempts=1)
+        sock = socket.create_connection((address.host, address.port), timeout=timeout)
     except socket.gaierror:
         raise DeviceError(f"cannot resolve host name {address.host!r}") from None
     except ConnectionRefusedError:
@@ -180,8 +193,53 @@ def _open_socket(address: Address, timeout: float) -> Any:
         raise DeviceError(f"no answer from {address} within {timeout:g} s") from None
     except OSError as error:
         raise DeviceError(f"cannot connect to {address}: {error.strerror or error}") from None
-    _bound_link_failures(stream.sock)
-    return stream
+    if not credentials.tls:
+        return sock
+    import ssl
+
+    try:
+        return credentials.client_context().wrap_socket(sock, server_hostname=address.host)
+    except ssl.SSLCertVerificationError as error:
+        sock.close()
+        raise DeviceError(f"{address}: the device's certificate is not trusted ({error.verify_message})") from None
+    except (ssl.SSLError, OSError) as error:
+        sock.close()
+        raise DeviceError(f"{address}: TLS failed ({error}); does the device serve TLS (--certfile)?") from None
+
+
+def _prove_token(sock: socket.socket, address: Address, token: str, timeout: float) -> None:
+    from .handshake import HandshakeError, answer
+
+    # A device that wants a token asks at once; one that sends nothing (a
+    # stock server, with XRPYC_TOKEN set for others) is spoken to without.
+    sock.settimeout(min(timeout, CHALLENGE_WAIT))
+    try:
+        answer(sock, token)
+    except socket.timeout:
+        print(f"xrpyc: {address} did not ask for a token; connecting without one", file=sys.stderr)
+    except HandshakeError as error:
+        sock.close()
+        raise DeviceError(f"{address}: {error}") from None
+    except OSError as error:
+        sock.close()
+        raise DeviceError(f"{address}: the connection closed during the token exchange ({error})") from None
+
+
+def _refusal(address: Address, timeout: float, credentials: Credentials) -> str | None:
+    """Why an xrpyc-device turned us away, if it did (it says so in its first bytes)."""
+    from .handshake import explain
+
+    try:
+        sock = _connect(address, timeout, credentials)
+    except DeviceError:
+        return None
+    try:
+        sock.settimeout(CHALLENGE_WAIT)
+        return explain(sock.recv(64))
+    except OSError:
+        return None
+    finally:
+        sock.close()
 
 
 def _not_rpyc(address: Address, error: BaseException) -> DeviceError:
@@ -213,8 +271,11 @@ def _bound_link_failures(sock: socket.socket) -> None:
 class Device:
     """A live connection to one device, with this kernel's agent on it."""
 
-    def __init__(self, address: Address, conn: Any, agent: Any, key: str, resumed: bool) -> None:
+    def __init__(
+        self, address: Address, conn: Any, agent: Any, key: str, resumed: bool, credentials: Credentials
+    ) -> None:
         self.address = address
+        self.credentials = credentials
         self.key = key
         # True when the device still had this kernel's namespace (a reconnect).
         self.resumed = resumed
@@ -240,10 +301,23 @@ class Device:
 
     @classmethod
     def connect(
-        cls, address: Address, key: str, on_output: Callable[[Chunks], None], timeout: float = DEFAULT_TIMEOUT
+        cls,
+        address: Address,
+        key: str,
+        on_output: Callable[[Chunks], None],
+        timeout: float = DEFAULT_TIMEOUT,
+        credentials: Credentials | None = None,
     ) -> Device:
-        """Connect and attach to kernel `key`'s agent on the device (created if new)."""
-        conn = _open(address, timeout)
+        """Connect and attach to kernel `key`'s agent on the device (created if new).
+
+        Credentials default to what XRPYC_TOKEN and the devices file say (security.py).
+        """
+        if credentials is None:
+            try:
+                credentials = lookup(address)
+            except ValueError as error:
+                raise DeviceError(str(error)) from None
+        conn = _open(address, timeout, credentials)
         try:
             namespace = conn.builtins.dict()
             for source in _agent_sources():
@@ -257,7 +331,7 @@ class Device:
             raise
         # Cells may run for hours: wait for them as long as they take.
         conn._config["sync_request_timeout"] = None
-        return cls(address, conn, agent, key, resumed)
+        return cls(address, conn, agent, key, resumed, credentials)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
@@ -284,7 +358,7 @@ class Device:
 
     def _open_control(self) -> None:
         try:
-            control = _open(self.address, timeout=DEFAULT_TIMEOUT)
+            control = _open(self.address, DEFAULT_TIMEOUT, self.credentials)
             self._interrupt_remote = control.eval(
                 f"__import__('sys').modules['{REGISTRY_MODULE}'].agents[{self.key!r}].interrupt"
             )

@@ -22,6 +22,7 @@ from . import commands
 from .cellparse import Code, CommandSyntaxError, split_cell
 from .commands import CommandError
 from .localdevice import PrivateDevice
+from .security import Credentials
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 from .videoviews import VideoViews
 
@@ -48,6 +49,7 @@ class Shell:
         # Where cells go: the default device until $connect names one.
         self.address: Address = default_address()
         self.explicit = False
+        self.credentials: Credentials | None = None  # from $connect; else looked up (security.py)
         self.local_namespace: dict[str, Any] = {"__name__": "__xrpyc_local__"}
         # Names this kernel's namespace on devices, across reconnects.
         self.key = uuid.uuid4().hex
@@ -82,11 +84,15 @@ class Shell:
 
     # -- devices -----------------------------------------------------------
 
-    def connect(self, address: Address, timeout: float = DEFAULT_TIMEOUT) -> Device:
+    def connect(
+        self, address: Address, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
+    ) -> Device:
         """Connect to `address` for the next cells ($connect)."""
-        device = Device.connect(address, self.key, self._on_device_output, timeout)
+        device = Device.connect(address, self.key, self._on_device_output, timeout, credentials)
         self.disconnect()
         self.device, self.address, self.explicit = device, address, True
+        # Kept for reconnects: a token given to $connect is in memory only.
+        self.credentials = device.credentials
         self._known.add(address)
         info = dict(device.info())
         self.write("stdout", f"Connected to {address}: {info['machine']}, {info['python']}, rpyc {info['rpyc']}\n")
@@ -98,7 +104,7 @@ class Shell:
             self.device.close(forget=True)
             self._known.discard(self.device.address)
             self.device = None
-        self.address, self.explicit = default_address(), False
+        self.address, self.explicit, self.credentials = default_address(), False, None
 
     def ensure_device(self) -> Device:
         """The connected device: connects on first use, and again after a loss."""
@@ -115,7 +121,7 @@ class Shell:
 
     def _connect_current(self) -> Device:
         try:
-            device = Device.connect(self.address, self.key, self._on_device_output)
+            device = Device.connect(self.address, self.key, self._on_device_output, credentials=self.credentials)
         except DeviceRefused:
             # A private device stands in only for a local default device that
             # never ran; one that went away is waited for, not replaced.

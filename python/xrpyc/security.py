@@ -1,0 +1,76 @@
+"""A device's credentials, from $connect's arguments, XRPYC_TOKEN, or the devices file.
+
+The devices file is `xrpyc_devices.json` in Jupyter's config directory
+(`jupyter --config-dir`), so that tokens stay out of notebooks:
+
+    {"devices": {"192.168.1.20": {"token": "...", "tls": true, "cafile": "/path/board.pem"},
+                 "lab-board-3:18812": {"token": "..."}}}
+
+Keys are "host:port" or "host". Every field is optional.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import Address
+
+DEVICES_FILE = "xrpyc_devices.json"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str | None = field(default=None, repr=False)  # never in logs or tracebacks
+    tls: bool = False
+    cafile: str | None = None  # trust this certificate (a device's self-signed one) or CA; else the system's
+    certfile: str | None = None  # a client certificate, for devices that require one
+    keyfile: str | None = None
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.cafile)
+        if self.certfile:
+            context.load_cert_chain(self.certfile, self.keyfile)
+        return context
+
+
+def devices_file() -> Path:
+    from jupyter_core.paths import jupyter_config_dir
+
+    return Path(jupyter_config_dir()) / DEVICES_FILE
+
+
+def _entry(address: Address) -> dict[str, Any]:
+    path = devices_file()
+    try:
+        devices = json.loads(path.read_text(encoding="utf-8")).get("devices", {})
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, AttributeError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    entry = devices.get(f"{address.host}:{address.port}") or devices.get(address.host) or {}
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: the entry for {address} must be an object")
+    return entry
+
+
+def lookup(address: Address, token: str | None = None, tls: bool | str | None = None) -> Credentials:
+    """Credentials for `address`: explicit arguments first, then XRPYC_TOKEN, then the devices file.
+
+    `tls` may be True, or the path of a certificate to trust (a device's self-signed one).
+    """
+    entry = _entry(address)
+    use_tls = entry.get("tls", False) if tls is None else bool(tls)
+    cafile = tls if isinstance(tls, str) else entry.get("cafile")
+    return Credentials(
+        token=token or os.environ.get("XRPYC_TOKEN") or entry.get("token"),
+        tls=bool(use_tls or cafile),
+        cafile=cafile,
+        certfile=entry.get("certfile"),
+        keyfile=entry.get("keyfile"),
+    )
