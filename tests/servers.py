@@ -47,10 +47,10 @@ DEBIAN_RPYC_CLASSIC = Path("/usr/bin/rpyc_classic")  # Debian 12's python3-rpyc:
 
 
 def start_ready_server(
-    command: list[str], host: str = "127.0.0.1", timeout: float = 120
+    command: list[str], host: str = "127.0.0.1", timeout: float = 120, stderr: int | None = None
 ) -> tuple[subprocess.Popen, int]:
     """Start a server that prints `READY <scheme>://HOST:PORT`; returns it and its port."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
     deadline = time.monotonic() + timeout
     for line in process.stdout:
         if line.startswith(f"READY rpyc://{host}:"):

@@ -381,6 +381,9 @@ class Device:
         namespace.
         """
         self._control_ready.wait(grace)
+        if self._control is not None and self._control.closed:  # the device's idle timeout
+            self._control_ready.clear()
+            self._open_control()
         try:
             if self._interrupt_remote is None:
                 raise DeviceError("no interrupt channel")

@@ -87,10 +87,11 @@ class Shell:
     def connect(
         self, address: Address, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
     ) -> Device:
-        """Connect to `address` for the next cells ($connect)."""
-        device = Device.connect(address, self.key, self._on_device_output, timeout, credentials)
+        """Connect to `address` for the next cells ($connect), with a fresh namespace there."""
+        key = uuid.uuid4().hex  # a new namespace, even on the device we had
+        device = Device.connect(address, key, self._on_device_output, timeout, credentials)
         self.disconnect()
-        self.device, self.address, self.explicit = device, address, True
+        self.device, self.address, self.explicit, self.key = device, address, True, key
         # Kept for reconnects: a token given to $connect is in memory only.
         self.credentials = device.credentials
         self._known.add(address)
