@@ -6,6 +6,7 @@ device's end down drops every packet silently. Needs root and iproute2; skipped 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -53,8 +54,9 @@ class Link:
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
 
 
-@pytest.fixture
-def device_behind_link() -> Iterator[tuple[Link, int]]:
+@contextlib.contextmanager
+def linked_device(*options: str) -> Iterator[tuple[Link, int]]:
+    """An xrpyc-device in a network namespace of its own, on a non-loopback address."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 for network namespaces")
     link = Link()
@@ -65,15 +67,30 @@ def device_behind_link() -> Iterator[tuple[Link, int]]:
         pytest.skip(f"network namespaces are not available here: {error.stderr.decode().strip()}")
     process = None
     try:
-        process, port = start_ready_server(
-            ["ip", "netns", "exec", link.namespace, str(BIN / "xrpyc-device"), "--host", link.device_ip, "--port", "0"],
-            host=link.device_ip,
-        )
+        command = ["ip", "netns", "exec", link.namespace, str(BIN / "xrpyc-device"), "--host", link.device_ip,
+                   "--port", "0", "--mjpeg-port", "0", *options]  # fmt: skip
+        process, port = start_ready_server(command, host=link.device_ip)
         yield link, port
     finally:
         if process is not None:
             stop(process)
         link.delete()
+
+
+@pytest.fixture
+def device_behind_link() -> Iterator[tuple[Link, int]]:
+    with linked_device("--allow-insecure") as linked:
+        yield linked
+
+
+def test_token_guarded_device_on_a_network_address() -> None:
+    token = "netns-token"
+    with linked_device("--token", token) as (link, port):
+        address = f"{link.device_ip}:{port}"
+        with kernel(XRPYC_DEVICE=address, XRPYC_TOKEN=token) as running:
+            assert running.run("import socket\n'device side'").result == "'device side'"
+        with kernel(XRPYC_DEVICE=address, XRPYC_TOKEN="") as running:
+            assert "requires a token" in running.run("1").error["evalue"]
 
 
 def wait_for_stream(running: RunningKernel, msg_id: str) -> None:
