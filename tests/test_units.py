@@ -155,3 +155,25 @@ def test_bad_connection_files_give_a_clear_message(tmp_path, content: str | None
     done = subprocess.run([str(kernel), "-f", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"cannot use the connection file {path}" in done.stderr and message in done.stderr
+
+
+def test_devices_file_credentials_and_errors(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xrpyc.security import DEVICES_FILE, lookup
+
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("XRPYC_TOKEN", raising=False)
+    board = Address("board", 18812)
+    assert lookup(board).token is None and not lookup(board).tls  # no file: no credentials
+    (tmp_path / DEVICES_FILE).write_text(
+        json.dumps({"devices": {"board:18812": {"token": "t1", "cafile": "/c.pem"}, "other": {"token": "t2"}}})
+    )
+    found = lookup(board)
+    assert (found.token, found.tls, found.cafile) == ("t1", True, "/c.pem")
+    assert "t1" not in repr(found)  # never in logs or tracebacks
+    assert lookup(Address("other", 1)).token == "t2"
+    assert lookup(board, token="explicit").token == "explicit"
+    monkeypatch.setenv("XRPYC_TOKEN", "from-env")
+    assert lookup(Address("unknown")).token == "from-env"
+    (tmp_path / DEVICES_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read"):
+        lookup(board)
