@@ -24,9 +24,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 try:
     # On a device, richrepr.py was compiled into this namespace first (session.py).
-    mime_bundle, install_inline_backend, open_figures, figure_bundle, close_figure  # noqa: B018
+    mime_bundle, install_inline_backend, open_figures, figure_bundle, close_figure, wire_text  # noqa: B018
 except NameError:  # imported in the kernel's own process (unit tests)
-    from .richrepr import close_figure, figure_bundle, install_inline_backend, mime_bundle, open_figures
+    from .richrepr import (
+        close_figure,
+        figure_bundle,
+        install_inline_backend,
+        mime_bundle,
+        open_figures,
+        wire_text,
+    )
 
 # The file name this code was compiled under ("<xrpyc-agent>" on a device):
 # frames from it are ours, not the user's, and are left out of tracebacks.
@@ -109,7 +116,9 @@ class _Sink:
             with self._lock:
                 parts, self._parts, self._size = self._parts, [], 0
             if parts:
-                self._send(tuple((kind, "".join(items) if kind in STREAMS else items[0]) for kind, items in parts))
+                self._send(
+                    tuple((kind, wire_text("".join(items)) if kind in STREAMS else items[0]) for kind, items in parts)
+                )
 
     def _flush_periodically(self) -> None:
         while not self._done.wait(FLUSH_INTERVAL):
@@ -382,7 +391,11 @@ class Agent:
             lines.extend(self._format_one(exc))
             if note is not None:
                 lines.extend(("", note, ""))
-        return ("error", etype.__name__, str(value), tuple(lines))
+        try:
+            evalue = str(value)
+        except Exception:  # an exception whose __str__ raises is still the user's error
+            evalue = "<exception str() failed>"
+        return ("error", etype.__name__, wire_text(evalue), tuple(wire_text(line) for line in lines))
 
     def _format_one(self, exc: BaseException) -> List[str]:
         frames = []
@@ -443,7 +456,7 @@ class Agent:
                 lines.append("Source:\n" + _inspect.getsource(obj))
             except (OSError, TypeError):
                 pass
-        return "\n".join(lines)
+        return wire_text("\n".join(lines))
 
     def _resolve(self, dotted: str) -> Any:
         head, *rest = dotted.split(".")

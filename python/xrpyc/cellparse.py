@@ -67,6 +67,7 @@ def logical_lines(cell: str) -> list[tuple[int, str]]:
         c = cell[i]
         if quote is not None:
             if c == "\\":
+                line += cell.startswith("\n", i + 1)  # an escaped newline is still a line
                 i += 2
                 continue
             if cell.startswith(quote, i):
@@ -120,6 +121,9 @@ def parse_command(text: str, line: int = 0) -> Command:
         call = ast.parse("_" + rest.strip(), mode="eval").body
     except SyntaxError as error:
         raise CommandSyntaxError(f"${name}: malformed arguments ({error.msg})") from None
+    except (ValueError, UnicodeError, RecursionError, MemoryError) as error:
+        # NUL bytes, lone surrogates, absurd nesting: not arguments anyone meant
+        raise CommandSyntaxError(f"${name}: unreadable arguments ({type(error).__name__})") from None
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.func.id != "_":
         raise CommandSyntaxError(f"${name}: expected ${name}(...) with arguments in parentheses")
     try:
@@ -131,6 +135,8 @@ def parse_command(text: str, line: int = 0) -> Command:
             kwargs[keyword.arg] = _literal(keyword.value)
     except ValueError as error:
         raise CommandSyntaxError(f"${name}: {error}") from None
+    except (RecursionError, MemoryError) as error:
+        raise CommandSyntaxError(f"${name}: unreadable arguments ({type(error).__name__})") from None
     return Command(name, args, kwargs, line)
 
 

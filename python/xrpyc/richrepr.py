@@ -47,10 +47,22 @@ def mime_bundle(value: Any) -> Bundle:
     return tuple(bundle) + (("text/plain", _plain(value)),)
 
 
+def wire_text(text: str) -> str:
+    """`text` as rpyc can send it: a lone surrogate, which UTF-8 cannot carry, is
+    escaped (rpyc would fail to encode it and drop the connection)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _portable(data: Any) -> Any:
-    """Data that crosses rpyc by value: str and bytes as they are, JSON-able
-    structures (application/json) as JSON text, which the kernel parses back."""
-    if isinstance(data, (str, bytes)):
+    """Data that crosses rpyc by value: str (made sendable) and bytes as they are,
+    JSON-able structures (application/json) as JSON text, which the kernel parses back."""
+    if isinstance(data, str):
+        return wire_text(data)
+    if isinstance(data, bytes):
         return data
     if isinstance(data, bytearray):
         return bytes(data)
@@ -60,9 +72,9 @@ def _portable(data: Any) -> Any:
 
 def _plain(value: Any) -> str:
     try:
-        return repr(value)
+        return wire_text(repr(value))
     except Exception as error:
-        return "<{} object; repr() failed: {!r}>".format(type(value).__name__, error)
+        return wire_text("<{} object; repr() failed: {!r}>".format(type(value).__name__, error))
 
 
 def _from_repr_methods(value: Any) -> List[Tuple[str, Any]]:
@@ -194,7 +206,7 @@ def open_figures() -> List[Any]:
 def figure_bundle(figure: Any) -> Bundle:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
-    return (("image/png", buffer.getvalue()), ("text/plain", repr(figure)))
+    return (("image/png", buffer.getvalue()), ("text/plain", _plain(figure)))
 
 
 def close_figure(figure: Any) -> None:

@@ -183,7 +183,7 @@ def _open_socket(address: Address, timeout: float, credentials: Credentials) -> 
 def _connect(address: Address, timeout: float, credentials: Credentials) -> socket.socket:
     try:
         sock = socket.create_connection((address.host, address.port), timeout=timeout)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError):  # UnicodeError: not a valid name at all ("192.168..1")
         raise DeviceError(f"cannot resolve host name {address.host!r}") from None
     except ConnectionRefusedError:
         raise DeviceRefused(

@@ -13,6 +13,7 @@ import base64
 import codeop
 import io
 import json
+import sys
 import threading
 import traceback
 import uuid
@@ -231,6 +232,8 @@ class Shell:
             matches, start = self.ensure_device().complete(code, cursor_pos)
         except (DeviceError, EOFError):
             pass  # no device, no names: an empty answer, never an error popup
+        except Exception as error:  # a __dir__ that raises, on the device: still an answer
+            print(f"xrpyc: completion failed: {type(error).__name__}", file=sys.stderr)
         return json.dumps(
             {"status": "ok", "matches": list(matches), "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
         )
@@ -241,6 +244,8 @@ class Shell:
             text = self.ensure_device().inspect(code, cursor_pos, detail_level)
         except (DeviceError, EOFError):
             pass
+        except Exception as error:  # a __repr__ or __doc__ that raises, on the device
+            print(f"xrpyc: inspection failed: {type(error).__name__}", file=sys.stderr)
         data = {"text/plain": text} if text else {}
         return json.dumps({"status": "ok", "found": bool(text), "data": data, "metadata": {}})
 
@@ -254,8 +259,10 @@ class Shell:
                 continue
             try:
                 compiled = codeop.compile_command(segment.text, "<cell>", "exec")
-            except (SyntaxError, ValueError, OverflowError):
+            except (SyntaxError, ValueError, OverflowError, UnicodeError):
                 return json.dumps({"status": "invalid"})
+            except (RecursionError, MemoryError):
+                return json.dumps({"status": "unknown"})  # too deep for this parser: the device decides
             if compiled is None:
                 return json.dumps({"status": "incomplete", "indent": _next_indent(segment.text)})
         return json.dumps({"status": "complete"})
