@@ -34,6 +34,12 @@ class XrpycKernelTests(jupyter_kernel_test.KernelTests):
     incomplete_code_samples = ["def f(x):", "x = (1,", "if True:\n    pass\n    for i in range(3):"]
     invalid_code_samples = ["1 = 2 = ", "$connect("]
     code_inspect_sample = "zip"
+    code_display_data = [
+        {"code": "display('text')", "mime": "text/plain"},
+        {"code": "class H:\n    def _repr_html_(self): return '<b>x</b>'\ndisplay(H())", "mime": "text/html"},
+        {"code": "from PIL import Image\ndisplay(Image.new('RGB', (8, 8)))", "mime": "image/png"},
+    ]
+    code_clear_output = "clear_output()"
     # xeus 2.4.1's in-memory history answers with malformed entries; history
     # gets a store of its own in a later issue.
     supported_history_operations = ()
