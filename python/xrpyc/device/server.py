@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"xrpyc-device: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
+    # Listen now, not in server.start(): a client that reads READY may connect at once.
+    server._listen()
     host, port = server.listener.getsockname()[:2]
     try:
         video = streaming.start(args)
