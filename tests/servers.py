@@ -32,11 +32,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -
     raise TimeoutError(f"nothing listens on {port} after {timeout} s")
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen, timeout: float = 5) -> None:
+    """SIGTERM by PID, then SIGKILL if it does not exit within `timeout`."""
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import free_port
+from servers import free_port, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,13 +90,7 @@ def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
     import psutil
 
     children = _descendants(process.pid)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+    stop(process, timeout)
     alive = [child for child in children if child.is_running()]
     for child in alive:
         with contextlib.suppress(psutil.Error):
