@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kernel_client import RunningKernel, kernel
 from servers import stock_rpyc_classic, xrpyc_device
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_history(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Kernels started by the tests keep their history apart from the user's."""
+    os.environ["XRPYC_HISTORY"] = str(tmp_path_factory.mktemp("history") / "history.sqlite")
 
 
 @pytest.fixture(scope="session")

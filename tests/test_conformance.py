@@ -40,9 +40,8 @@ class XrpycKernelTests(jupyter_kernel_test.KernelTests):
         {"code": "from PIL import Image\ndisplay(Image.new('RGB', (8, 8)))", "mime": "image/png"},
     ]
     code_clear_output = "clear_output()"
-    # xeus 2.4.1's in-memory history answers with malformed entries; history
-    # gets a store of its own in a later issue.
-    supported_history_operations = ()
+    supported_history_operations = ("tail", "range", "search")
+    code_history_pattern = "6 ?*"
 
     @classmethod
     def setUpClass(cls) -> None:

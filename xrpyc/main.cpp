@@ -9,6 +9,7 @@
 
 #include "xbackground.hpp"
 #include "xeus_compat.hpp"
+#include "xhistory.hpp"
 #include "xinterpreter.hpp"
 #include "xinterrupt.hpp"
 #include "xruntime.hpp"
@@ -64,7 +65,9 @@ int main(int argc, char* argv[])
         xeus::register_interpreter(raw);
         auto context = xrpyc::compat::make_context();
         zmq::context_t& zmq_context = xrpyc::compat::zmq_context(*context);
-        auto kernel = xrpyc::compat::make_kernel(config, std::move(context), std::move(interpreter));
+        auto history = std::make_unique<xrpyc::history_manager>(*raw);
+        auto kernel = xrpyc::compat::make_kernel(config, std::move(context), std::move(interpreter),
+                                                 std::move(history));
         // Declared after the kernel: its socket closes before the kernel's
         // ZMQ context does.
         xrpyc::background_publisher background(zmq_context, config);

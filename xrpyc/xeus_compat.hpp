@@ -9,6 +9,7 @@
 
 #include "xeus/xeus.hpp"
 #include "xeus/xeus_context.hpp"
+#include "xeus/xhistory_manager.hpp"
 #include "xeus/xinterpreter.hpp"
 #include "xeus/xkernel.hpp"
 #include "xeus/xkernel_configuration.hpp"
@@ -38,14 +39,15 @@ namespace xrpyc::compat
     // never kill a reply.
     inline std::unique_ptr<xeus::xkernel> make_kernel(const xeus::xconfiguration& config,
                                                       std::unique_ptr<xeus::xcontext> context,
-                                                      std::unique_ptr<xeus::xinterpreter> interpreter)
+                                                      std::unique_ptr<xeus::xinterpreter> interpreter,
+                                                      std::unique_ptr<xeus::xhistory_manager> history)
     {
         return std::make_unique<xeus::xkernel>(config,
                                                xeus::get_user_name(),
                                                std::move(context),
                                                std::move(interpreter),
                                                xeus::make_xserver_zmq,
-                                               xeus::make_in_memory_history_manager(),
+                                               std::move(history),
                                                nullptr,
                                                xeus::make_null_debugger,
                                                nl::json::object(),

@@ -1,28 +1,12 @@
 #include "xinterpreter.hpp"
 
 #include <iostream>
-#include <utility>
-#include <vector>
 
+#include "xcall.hpp"
 #include "xinterrupt.hpp"
 
 namespace xrpyc
 {
-    namespace
-    {
-        // Built by hand: xeus' create_error_reply swaps ename and evalue in
-        // 2.4.1 and 5.2.8 (../shared/DESIGN.md, gotcha 4).
-        nl::json error_reply(const std::string& ename, const std::string& evalue)
-        {
-            nl::json reply;
-            reply["status"] = "error";
-            reply["ename"] = ename;
-            reply["evalue"] = evalue;
-            reply["traceback"] = std::vector<std::string>{ename + ": " + evalue};
-            return reply;
-        }
-    }
-
     interpreter::~interpreter()
     {
         if (m_kernel && Py_IsInitialized())
@@ -52,37 +36,6 @@ namespace xrpyc
         m_kernel = kernel_module.attr("Kernel")(py::module_::import("xrpyc_native"));
     }
 
-    template <class... Args>
-    bool interpreter::call(nl::json& reply, const char* method, Args&&... args)
-    {
-        std::string ename;
-        std::string evalue;
-        try
-        {
-            py::object result = m_kernel.attr(method)(std::forward<Args>(args)...);
-            reply = nl::json::parse(result.cast<std::string>());
-            return true;
-        }
-        catch (py::error_already_set& e)
-        {
-            ename = py::str(e.type().attr("__name__")).cast<std::string>();
-            evalue = py::str(e.value()).cast<std::string>();
-        }
-        catch (std::exception& e)
-        {
-            ename = "InternalError";
-            evalue = e.what();
-        }
-        catch (...)
-        {
-            ename = "InternalError";
-            evalue = "unknown C++ exception";
-        }
-        std::cerr << "xrpyc: " << method << " failed: " << ename << ": " << evalue << std::endl;
-        reply.update(error_reply(ename, evalue));
-        return false;
-    }
-
     nl::json interpreter::execute_request_impl(int execution_counter,
                                                const std::string& code,
                                                bool silent,
@@ -93,8 +46,8 @@ namespace xrpyc
         py::gil_scoped_acquire acquire;
         interruptible_scope interruptible;
         nl::json reply = nl::json::object();
-        if (!call(reply, "execute", execution_counter, code, silent, store_history, user_expressions.dump(),
-                  allow_stdin) && !silent)
+        if (!call_json(m_kernel, reply, "execute", execution_counter, code, silent, store_history,
+                       user_expressions.dump(), allow_stdin) && !silent)
         {
             // Python failed before it could publish the error itself: do it
             // here, so that "Run All" still stops at this cell.
@@ -110,7 +63,7 @@ namespace xrpyc
                           {"cursor_start", cursor_pos},
                           {"cursor_end", cursor_pos},
                           {"metadata", nl::json::object()}};
-        call(reply, "complete", code, cursor_pos);
+        call_json(m_kernel, reply, "complete", code, cursor_pos);
         return reply;
     }
 
@@ -118,7 +71,7 @@ namespace xrpyc
     {
         py::gil_scoped_acquire acquire;
         nl::json reply = {{"found", false}, {"data", nl::json::object()}, {"metadata", nl::json::object()}};
-        call(reply, "inspect", code, cursor_pos, detail_level);
+        call_json(m_kernel, reply, "inspect", code, cursor_pos, detail_level);
         return reply;
     }
 
@@ -126,7 +79,7 @@ namespace xrpyc
     {
         py::gil_scoped_acquire acquire;
         nl::json reply = {{"status", "unknown"}};
-        call(reply, "is_complete", code);
+        call_json(m_kernel, reply, "is_complete", code);
         return reply;
     }
 
@@ -134,7 +87,7 @@ namespace xrpyc
     {
         py::gil_scoped_acquire acquire;
         nl::json reply = nl::json::object();
-        call(reply, "kernel_info");
+        call_json(m_kernel, reply, "kernel_info");
         return reply;
     }
 
@@ -142,6 +95,6 @@ namespace xrpyc
     {
         py::gil_scoped_acquire acquire;
         nl::json reply = nl::json::object();
-        call(reply, "shutdown");
+        call_json(m_kernel, reply, "shutdown");
     }
 }

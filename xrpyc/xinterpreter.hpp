@@ -25,6 +25,9 @@ namespace xrpyc
         // SIGINT (see xinterrupt.hpp); the GIL is held.
         bool on_interrupt(bool during_request);
 
+        // python/xrpyc/kernel.py's Kernel (None before configure); GIL held.
+        py::object python_kernel() const { return m_kernel; }
+
     private:
         void configure_impl() override;
 
@@ -40,12 +43,6 @@ namespace xrpyc
         nl::json is_complete_request_impl(const std::string& code) override;
         nl::json kernel_info_request_impl() override;
         void shutdown_request_impl() override;
-
-        // Call kernel.<method>(args...) and parse the JSON text it returns
-        // into `reply`. On failure, keep the defaults already in `reply`, add
-        // an error reply's fields, log, and return false.
-        template <class... Args>
-        bool call(nl::json& reply, const char* method, Args&&... args);
 
         py::object m_kernel;
     };

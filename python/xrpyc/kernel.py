@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 
 if TYPE_CHECKING:
+    from .history import History
     from .shell import Shell
+
+HISTORY_OPERATIONS = ("store", "tail", "range", "search")
 
 BANNER = f"xrpyc {__version__}: Python cells on a remote device over rpyc. $help() lists the $ commands."
 
@@ -25,14 +28,29 @@ class Kernel:
     def __init__(self, native: Any) -> None:
         self.native = native
         self._shell: Shell | None = None
+        self._history: History | None = None
 
     @property
     def shell(self) -> Shell:
         if self._shell is None:
             from .shell import Shell
 
-            self._shell = Shell(self.native)
+            self._shell = Shell(self.native, self.history_store)
         return self._shell
+
+    @property
+    def history_store(self) -> History:
+        if self._history is None:
+            from .history import History
+
+            self._history = History()
+        return self._history
+
+    def history(self, operation: str, *args: Any) -> str:
+        """history_request and the storing of inputs (xrpyc/xhistory.cpp): see history.py."""
+        if operation not in HISTORY_OPERATIONS:
+            raise ValueError(f"unknown history operation {operation!r}")
+        return getattr(self.history_store, operation)(*args)
 
     def execute(self, execution_count: int, code: str, silent: bool, store_history: bool,
                 user_expressions: str, allow_stdin: bool) -> str:
@@ -75,4 +93,6 @@ class Kernel:
     def shutdown(self) -> str:
         if self._shell is not None:
             self._shell.shutdown()
+        if self._history is not None:
+            self._history.close()
         return "{}"

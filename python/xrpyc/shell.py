@@ -22,6 +22,7 @@ from typing import Any
 from . import commands
 from .cellparse import Code, CommandSyntaxError, split_cell
 from .commands import CommandError
+from .history import History
 from .localdevice import PrivateDevice
 from .security import Credentials
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
@@ -43,8 +44,9 @@ class StreamWriter(io.TextIOBase):
 
 
 class Shell:
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: Any, history: History | None = None) -> None:
         self.native = native
+        self.history = history
         self.device: Device | None = None
         self.private_device: PrivateDevice | None = None
         # Where cells go: the default device until $connect names one.
@@ -181,6 +183,8 @@ class Shell:
         user_expressions: str,
         allow_stdin: bool,
     ) -> str:
+        if self.history is not None and store_history and not silent:
+            self.history.start_cell(execution_count)
         try:
             segments = split_cell(code)
             # A mistyped command stops the cell before any of it runs.
@@ -218,7 +222,10 @@ class Shell:
             if device.closed:  # lost, or let go after an interrupt: the next cell reconnects
                 self._drop_device()
         if bundle and not silent:
-            self.native.execute_result(execution_count, json.dumps(mime_data(bundle)), "")
+            data = mime_data(bundle)
+            self.native.execute_result(execution_count, json.dumps(data), "")
+            if self.history is not None and "text/plain" in data:
+                self.history.add_output(data["text/plain"])
 
     def _error(self, ename: str, evalue: str, trace: list[str], silent: bool) -> dict[str, Any]:
         if not silent:
