@@ -13,6 +13,7 @@
 #include "xinterpreter.hpp"
 #include "xinterrupt.hpp"
 #include "xruntime.hpp"
+#include "xstdin.hpp"
 
 namespace
 {
@@ -71,6 +72,7 @@ int main(int argc, char* argv[])
         // Declared after the kernel: its socket closes before the kernel's
         // ZMQ context does.
         xrpyc::background_publisher background(zmq_context, config);
+        xrpyc::input_canceller canceller(zmq_context, config);
         xrpyc::start_interrupt_watcher([raw](bool during_request) { return raw->on_interrupt(during_request); });
         // The main thread waits in xeus' poll loop without the GIL; every
         // request handler takes it back (xinterpreter.cpp).

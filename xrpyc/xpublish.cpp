@@ -1,7 +1,7 @@
 // The embedded module `xrpyc_native`: what Python needs from the C++ side to
 // publish IOPub messages (stream, display_data, update_display_data,
 // clear_output, execute_result, error) through xeus, from the main thread, and
-// display messages from any thread. PYBIND11_EMBEDDED_MODULE
+// display messages from any thread; and to ask the frontend for input. PYBIND11_EMBEDDED_MODULE
 // registers it with a static initializer, before Python starts.
 
 #include <string>
@@ -10,9 +10,11 @@
 #include "nlohmann/json.hpp"
 #include "pybind11/embed.h"
 #include "pybind11/stl.h"
+#include "xeus/xinput.hpp"
 #include "xeus/xinterpreter.hpp"
 
 #include "xbackground.hpp"
+#include "xstdin.hpp"
 
 namespace nl = nlohmann;
 namespace py = pybind11;
@@ -69,4 +71,15 @@ PYBIND11_EMBEDDED_MODULE(xrpyc_native, m)
         return xrpyc::publish_from_thread(msg_type, parse(parent_header), parse(content));
     }, py::arg("msg_type"), py::arg("parent_header"), py::arg("content"),
        "Publish an IOPub message from any thread, as a reply to `parent_header`; false after shutdown.");
+
+    m.def("input_request", [](const std::string& prompt, bool password) {
+        // The wait is the user's: other threads (video) need the GIL meanwhile.
+        py::gil_scoped_release release;
+        return xeus::blocking_input_request(prompt, password);
+    }, py::arg("prompt"), py::arg("password"),
+       "Ask the frontend for a line of input (stdin channel) and wait for it; main thread only.");
+
+    m.def("cancel_input", [](const std::string& value) {
+        return xrpyc::cancel_input(value);
+    }, py::arg("value"), "End a pending input_request as if the frontend had answered `value` (any thread).");
 }

@@ -47,6 +47,8 @@ STREAMS = ("stdout", "stderr")
 # What a sink sends: ((kind, payload), ...) where kind is a stream name with
 # text, "display" with (bundle, display_id or None, update), or "clear" with wait.
 Chunks = Tuple[Tuple[str, Any], ...]
+# What the kernel answers to input(): ("ok", text), ("interrupted",) or ("nostdin",).
+Ask = Callable[[str, bool], tuple]
 _MISSING = object()
 _NAME_BEFORE = re.compile(r"[A-Za-z_][\w.]*$|$")
 _NAME_AFTER = re.compile(r"\w*")
@@ -72,10 +74,11 @@ def _without_waiting(send: Callable[[Chunks], Any]) -> Callable[[Chunks], Any]:
 
 
 class _Sink:
-    """Collects one cell's stdout/stderr and ships it in order, in batches."""
+    """Collects one cell's stdout/stderr and ships it in order, in batches; `ask` answers its input()."""
 
-    def __init__(self, send: Callable[[Chunks], Any]) -> None:
+    def __init__(self, send: Callable[[Chunks], Any], ask: Optional[Ask]) -> None:
         self._send = _without_waiting(send)
+        self.ask = ask
         self._lock = threading.Lock()  # guards the buffer
         self._send_lock = threading.Lock()  # keeps batches in order
         self._parts = []  # type: List[Tuple[str, List[str]]]
@@ -184,6 +187,41 @@ def _current_sink() -> Optional[_Sink]:
     return _router("stdout").targets.get(threading.get_ident())
 
 
+class StdinNotImplementedError(NotImplementedError):
+    """input() in a cell whose frontend cannot answer (allow_stdin false), as in IPython."""
+
+
+def _ask(prompt: Any, password: bool, fallback: Callable[..., str], *args: Any) -> str:
+    """input()/getpass() for the notebook when a cell of ours runs in this thread, else `fallback`."""
+    sink = _current_sink()
+    if sink is None or sink.ask is None:
+        return fallback(*args)
+    sink.flush()  # what the cell printed comes before the prompt
+    answer = sink.ask(wire_text(str(prompt)), password)
+    if answer[0] == "ok":
+        return str(answer[1])
+    if answer[0] == "interrupted":
+        raise KeyboardInterrupt
+    raise StdinNotImplementedError("input() was called, but this frontend does not support input requests.")
+
+
+def _install_input() -> None:
+    """builtins.input and getpass.getpass ask the notebook, in cells' threads (once per device process)."""
+    if getattr(builtins.input, "_xrpyc", False):
+        return
+    import getpass as getpass_module
+    console_input, console_getpass = builtins.input, getpass_module.getpass
+
+    def input(prompt: Any = "") -> str:
+        return _ask(prompt, False, console_input, prompt)
+
+    def getpass(prompt: str = "Password: ", stream: Any = None) -> str:
+        return _ask(prompt, True, console_getpass, prompt, stream)
+
+    input._xrpyc = True  # type: ignore[attr-defined]
+    builtins.input, getpass_module.getpass = input, getpass
+
+
 def _post_bundle(bundle: tuple, display_id: Optional[str], update: bool) -> None:
     sink = _current_sink()
     if sink is not None:
@@ -254,14 +292,14 @@ def _registry() -> Dict[str, "Agent"]:
     return module.agents
 
 
-def attach(key: str, send: Callable[[Chunks], Any]) -> tuple:
-    """(agent, resumed): the kernel's existing agent with a new `send`, or a new one."""
+def attach(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> tuple:
+    """(agent, resumed): the kernel's existing agent with a new `send` and `ask`, or a new one."""
     agents = _registry()
     agent = agents.get(key)
     if agent is not None:
-        agent._send = send
+        agent._send, agent._ask = send, ask
         return (agent, True)
-    agent = agents.setdefault(key, Agent(send))
+    agent = agents.setdefault(key, Agent(send, ask))
     return (agent, False)
 
 
@@ -276,10 +314,11 @@ def _source_line(lines: List[str], lineno: int) -> str:
 
 
 class Agent:
-    """Runs cells for one kernel; `send` delivers output batches to it."""
+    """Runs cells for one kernel; `send` delivers output batches to it, `ask` asks it for input."""
 
-    def __init__(self, send: Callable[[Chunks], Any]) -> None:
+    def __init__(self, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> None:
         self._send = send
+        self._ask = ask
         self.namespace = {
             "__name__": "__main__",
             "__builtins__": builtins,
@@ -289,6 +328,7 @@ class Agent:
             "clear_output": clear_output,
         }  # type: Dict[str, Any]
         install_inline_backend(show_figures)
+        _install_input()
         # Cell sources by file name, for tracebacks. Kept here rather than in
         # the device's shared linecache, where two kernels' "In[3]" collide.
         self._cells = {}  # type: Dict[str, List[str]]
@@ -322,7 +362,7 @@ class Agent:
         ((mime, data), ...) or (); or ("error", ename, evalue, traceback_lines).
         Only tuples of strings: rpyc passes them by value in the reply.
         """
-        sink = _Sink(self._send)
+        sink = _Sink(self._send, self._ask)
         ident = threading.get_ident()
         for router in self._routers:
             router.targets[ident] = sink

@@ -31,6 +31,8 @@ BLOCKED = (
 )
 
 Chunks = tuple  # ((stream name, text), ...), as sent by the agent
+# Answers a cell's input(prompt, password): ("ok", text), ("interrupted",) or ("nostdin",).
+AskInput = Callable[[str, bool], tuple]
 
 
 class DeviceError(Exception):
@@ -307,6 +309,7 @@ class Device:
         on_output: Callable[[Chunks], None],
         timeout: float = DEFAULT_TIMEOUT,
         credentials: Credentials | None = None,
+        on_input: AskInput | None = None,
     ) -> Device:
         """Connect and attach to kernel `key`'s agent on the device (created if new).
 
@@ -322,7 +325,7 @@ class Device:
             namespace = conn.builtins.dict()
             for source in _agent_sources():
                 conn.builtins.exec(conn.builtins.compile(source, AGENT_FILENAME, "exec"), namespace)
-            agent, resumed = namespace["attach"](key, on_output)
+            agent, resumed = namespace["attach"](key, on_output, on_input)
         except (EOFError, ConnectionError, TimeoutError) as error:
             conn.close()
             raise _not_rpyc(address, error) from None

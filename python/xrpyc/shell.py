@@ -28,6 +28,9 @@ from .security import Credentials
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 from .videoviews import VideoViews
 
+# Starts the input_reply value with which an interrupt ends a pending prompt.
+CANCELLED = "\x00xrpyc-interrupted-"
+
 
 class StreamWriter(io.TextIOBase):
     """A file whose writes become `stream` messages (for kernel-side output)."""
@@ -61,6 +64,11 @@ class Shell:
         self._known: set[Address] = set()
         # The device running the current cell, for interrupt().
         self._busy: Device | None = None
+        # input() on the device: whether the frontend can answer, whether it
+        # is being asked, and the answer an interrupt sends to end the wait.
+        self._allow_stdin = False
+        self._asking = False
+        self._cancel_value: str | None = None
         self.videos = VideoViews(native)
 
     # -- output ------------------------------------------------------------
@@ -92,7 +100,7 @@ class Shell:
     ) -> Device:
         """Connect to `address` for the next cells ($connect), with a fresh namespace there."""
         key = uuid.uuid4().hex  # a new namespace, even on the device we had
-        device = Device.connect(address, key, self._on_device_output, timeout, credentials)
+        device = self._open_device(address, key, timeout, credentials)
         self.disconnect()
         self.device, self.address, self.explicit, self.key = device, address, True, key
         # Kept for reconnects: a token given to $connect is in memory only.
@@ -125,7 +133,7 @@ class Shell:
 
     def _connect_current(self) -> Device:
         try:
-            device = Device.connect(self.address, self.key, self._on_device_output, credentials=self.credentials)
+            device = self._open_device(self.address, self.key, credentials=self.credentials)
         except DeviceRefused:
             # A private device stands in only for a local default device that
             # never ran; one that went away is waited for, not replaced.
@@ -153,17 +161,44 @@ class Shell:
                 "stderr",
                 f"xrpyc: {what} on {self.private_device.address} for this kernel (it stops with the kernel).\n",
             )
-        return Device.connect(self.private_device.address, self.key, self._on_device_output)
+        return self._open_device(self.private_device.address, self.key)
+
+    def _open_device(
+        self, address: Address, key: str, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
+    ) -> Device:
+        return Device.connect(address, key, self._on_device_output, timeout, credentials, self._on_input_request)
+
+    def _on_input_request(self, prompt: str, password: bool) -> tuple:
+        """A cell's input() or getpass() on the device (called through rpyc, in the main thread)."""
+        if not self._allow_stdin:
+            return ("nostdin",)
+        self._asking = True
+        try:
+            while True:
+                value = self.native.input_request(prompt, password)
+                if not value.startswith(CANCELLED):
+                    return ("ok", value)
+                if value == self._cancel_value:
+                    return ("interrupted",)
+                # A cancel meant for an earlier prompt, which the user answered
+                # at the same moment: this prompt still waits for its answer.
+        finally:
+            self._asking, self._cancel_value = False, None
 
     def interrupt(self, during_request: bool) -> bool:
         """SIGINT (from the signal thread).
 
         While idle it stops background video. During a request, returns True
         to raise KeyboardInterrupt in the kernel itself: for anything but a
-        cell on the device ($exec, connecting).
+        cell on the device ($exec, connecting). A prompt of the cell's input()
+        is ended: the device's input() raises KeyboardInterrupt.
         """
         if not during_request:
             self.videos.stop_all()
+            return False
+        if self._asking:
+            self._cancel_value = f"{CANCELLED}{uuid.uuid4().hex}"
+            self.native.cancel_input(self._cancel_value)
             return False
         device = self._busy
         if device is None:
@@ -183,6 +218,7 @@ class Shell:
         user_expressions: str,
         allow_stdin: bool,
     ) -> str:
+        self._allow_stdin = allow_stdin
         if self.history is not None and store_history and not silent:
             self.history.start_cell(execution_count)
         try:
