@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import re
 import time
 
 from kernel_client import RunningKernel
 from servers import free_port
+from xrpyc.commands import REGISTRY
 
 
 def test_dollar_inside_strings_and_brackets_goes_to_the_device(shared_kernel: RunningKernel) -> None:
@@ -83,10 +87,17 @@ def test_code_and_commands_run_in_order(shared_kernel: RunningKernel, device: in
     assert "line 4" in "\n".join(result.error["traceback"])
 
 
-def test_device_command(shared_kernel: RunningKernel) -> None:
+def test_device_command_shows_what_the_device_is_and_has(shared_kernel: RunningKernel) -> None:
     text = shared_kernel.run("$device()").stream()
-    for label in ("address", "platform", "machine", "python", "rpyc"):
-        assert label in text
+    facts = dict(re.match(r"(\S+) +(.*)", line).groups() for line in text.splitlines())
+    # The device runs on this machine: its facts are this machine's.
+    assert facts["machine"] == platform.machine()
+    assert f"{os.cpu_count()} cores, load " in facts["cpu"]
+    assert re.fullmatch(r"[\d.]+ [KMG]iB available of [\d.]+ [KMG]iB", facts["memory"])
+    assert re.match(r"[\d.]+ [KMG]iB free of [\d.]+ [KMG]iB \(where the cells run: /", facts["disk"])
+    assert re.fullmatch(r"(\d+ d )?\d+:\d\d", facts["uptime"])
+    assert facts["python"] == f"CPython {platform.python_version()}" and facts["rpyc"].startswith("6.")
+    assert set(facts) >= {"address", "host", "platform", "executable", "cwd"}
 
 
 def test_exec_runs_in_the_kernel_process(shared_kernel: RunningKernel) -> None:
@@ -99,6 +110,7 @@ def test_exec_runs_in_the_kernel_process(shared_kernel: RunningKernel) -> None:
     assert shared_kernel.run("2 + 2").result == "4"
 
 
-def test_help_lists_commands(shared_kernel: RunningKernel) -> None:
+def test_help_lists_every_command_with_its_summary(shared_kernel: RunningKernel) -> None:
     text = shared_kernel.run("$help()").stream()
-    assert "$connect" in text and "$exec" in text
+    for info in REGISTRY.values():
+        assert re.search(rf"^  {re.escape(info.usage)} +{re.escape(info.summary)}$", text, re.MULTILINE), info

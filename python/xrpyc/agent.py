@@ -23,9 +23,11 @@ import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 try:
-    # On a device, richrepr.py was compiled into this namespace first (session.py).
+    # On a device, richrepr.py and devicefacts.py were compiled into this namespace first (session.py).
     mime_bundle, install_inline_backend, open_figures, figure_bundle, close_figure, wire_text  # noqa: B018
+    device_facts  # noqa: B018
 except NameError:  # imported in the kernel's own process (unit tests)
+    from .devicefacts import device_facts
     from .richrepr import (
         close_figure,
         figure_bundle,
@@ -526,22 +528,8 @@ class Agent:
         return None
 
     def device_info(self) -> tuple:
-        """Facts about the device, as ((label, value), ...)."""
-        import platform
-        import socket
-        try:
-            import rpyc
-            rpyc_version = getattr(rpyc, "__version__", "?")
-        except Exception:
-            rpyc_version = "not importable"
-        return (
-            ("host", socket.gethostname()),
-            ("platform", platform.platform()),
-            ("machine", platform.machine()),
-            ("python", "{} {}".format(platform.python_implementation(), platform.python_version())),
-            ("rpyc", str(rpyc_version)),
-            ("executable", sys.executable),
-        )
+        """Facts about the device, as ((label, value), ...): see devicefacts.py."""
+        return device_facts()
 
 
 def _ends_with_semicolon(code: str, node: ast.AST) -> bool:

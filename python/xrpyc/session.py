@@ -110,7 +110,7 @@ def _disable_nagle(conn: Any, stream: Any) -> None:
 
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = ("richrepr.py", "agent.py")
+AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "agent.py")
 
 
 def _agent_sources() -> list[str]:
