@@ -30,8 +30,11 @@ class XrpycKernelTests(jupyter_kernel_test.KernelTests):
         {"text": "isinst", "matches": {"isinstance"}},
         {"text": "x = str.startsw", "matches": {"startswith"}},
     ]
-    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n    return x\n", "$device()"]
-    incomplete_code_samples = ["def f(x):", "x = (1,", "if True:\n    pass\n    for i in range(3):"]
+    # As IPython: a block ends with a blank line, so that a console can go on with it.
+    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n    return x\n\n", "$device()",
+                             "x = (1,\n     2)", "@decorator\ndef f(): pass"]
+    incomplete_code_samples = ["def f(x):", "x = (1,", "if True:\n    pass\n    for i in range(3):",
+                               "if True:\n    x = 1", "@decorator", "s = '''text"]
     invalid_code_samples = ["1 = 2 = ", "$connect("]
     code_inspect_sample = "zip"
     code_display_data = [

@@ -126,3 +126,17 @@ def test_run_all_stops_at_the_failing_cell(stock_device: int, monkeypatch: pytes
         client.execute()
     assert nb.cells[1].outputs[0]["ename"] == "RuntimeError"
     assert nb.cells[2].outputs == []
+
+
+def test_is_complete_follows_the_connected_device(shared_kernel: RunningKernel) -> None:
+    shared_kernel.run("1")  # connected: the device's parser answers
+
+    def status(code: str) -> dict:
+        shared_kernel.kc.is_complete(code)
+        return shared_kernel.kc.get_shell_msg(timeout=10)["content"]
+
+    assert status("for i in range(3):") == {"status": "incomplete", "indent": "    "}
+    assert status("for i in range(3):\n    print(i)") == {"status": "incomplete", "indent": "    "}
+    assert status("for i in range(3):\n    print(i)\n\n") == {"status": "complete"}
+    assert status("print(1))") == {"status": "invalid"}
+    assert status("$connect(") == {"status": "invalid"}

@@ -515,6 +515,9 @@ class Agent:
                 return _MISSING
         return obj
 
+    def is_complete(self, code: str) -> str:
+        return code_status(code)
+
     def video_port(self) -> Optional[int]:
         """The port of this device's MJPEG live view, if it serves one: MaixPy3
         boards run maix.mjpg (18811) in the rpyc server's process, xrpyc-device
@@ -530,6 +533,18 @@ class Agent:
     def device_info(self) -> tuple:
         """Facts about the device, as ((label, value), ...): see devicefacts.py."""
         return device_facts()
+
+
+def code_status(code: str) -> str:
+    """is_complete for this Python: "complete", "incomplete", "invalid" or "unknown"."""
+    import codeop
+    try:
+        compiled = codeop.compile_command(code, "<cell>", "exec")
+    except (SyntaxError, ValueError, OverflowError, UnicodeError):
+        return "invalid"
+    except (RecursionError, MemoryError):
+        return "unknown"  # too deep for the parser: running it will tell
+    return "incomplete" if compiled is None else "complete"
 
 
 def _ends_with_semicolon(code: str, node: ast.AST) -> bool:

@@ -423,6 +423,10 @@ class Device:
     def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str | None:
         return self._agent.inspect(code, cursor_pos, detail_level)
 
+    def is_complete(self, code: str) -> str:
+        """is_complete as the device's Python parses it (its version may differ from the kernel's)."""
+        return self._agent.is_complete(code)
+
     def info(self) -> tuple:
         """((label, value), ...) describing the device."""
         facts = tuple(self._agent.device_info())

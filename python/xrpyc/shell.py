@@ -10,7 +10,6 @@ error reply with a message that says what happened.
 from __future__ import annotations
 
 import base64
-import codeop
 import io
 import json
 import sys
@@ -20,6 +19,7 @@ import uuid
 from typing import Any
 
 from . import commands
+from .agent import code_status
 from .cellparse import Code, CommandSyntaxError, split_cell
 from .commands import CommandError
 from .history import History
@@ -293,6 +293,7 @@ class Shell:
         return json.dumps({"status": "ok", "found": bool(text), "data": data, "metadata": {}})
 
     def is_complete(self, code: str) -> str:
+        """As IPython answers it: a block stays open until a blank line, so that a console can continue it."""
         try:
             segments = split_cell(code)
         except CommandSyntaxError:
@@ -300,15 +301,26 @@ class Shell:
         for segment in segments:
             if not isinstance(segment, Code):
                 continue
-            try:
-                compiled = codeop.compile_command(segment.text, "<cell>", "exec")
-            except (SyntaxError, ValueError, OverflowError, UnicodeError):
-                return json.dumps({"status": "invalid"})
-            except (RecursionError, MemoryError):
-                return json.dumps({"status": "unknown"})  # too deep for this parser: the device decides
-            if compiled is None:
+            status = self._code_status(segment.text)
+            if status == "incomplete":
                 return json.dumps({"status": "incomplete", "indent": _next_indent(segment.text)})
+            if status != "complete":
+                return json.dumps({"status": status})
+        last = segments[-1] if segments else None
+        if isinstance(last, Code) and _last_statement_indented(last.text) and not _ends_with_blank_line(code):
+            return json.dumps({"status": "incomplete", "indent": _next_indent(last.text)})
         return json.dumps({"status": "complete"})
+
+    def _code_status(self, text: str) -> str:
+        # The device's Python decides when one is connected (a board's 3.6
+        # has no `match`); asking costs a round trip, connecting would cost
+        # seconds, so an idle kernel without a device answers for itself.
+        if self.device is not None and self._busy is None:
+            try:
+                return str(self.device.is_complete(text))
+            except Exception:  # the device went away: the local parser answers
+                pass
+        return code_status(text)
 
     def shutdown(self) -> None:
         self.videos.stop_all()
@@ -336,3 +348,27 @@ def _next_indent(text: str) -> str:
     last = lines[-1]
     indent = last[: len(last) - len(last.lstrip())]
     return indent + "    " if last.rstrip().endswith(":") else indent
+
+
+def _last_statement_indented(text: str) -> bool:
+    """True when the last statement is inside a block (not a bracket's continuation line)."""
+    import tokenize
+
+    column, at_start = 0, True
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.NEWLINE:
+                at_start = True
+            elif tokenize.tok_name[token.type] not in _LAYOUT_TOKENS and at_start:
+                column, at_start = token.start[1], False
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return column > 0
+
+
+_LAYOUT_TOKENS = frozenset({"NL", "COMMENT", "INDENT", "DEDENT", "ENDMARKER"})
+
+
+def _ends_with_blank_line(code: str) -> bool:
+    lines = code.split("\n")
+    return len(lines) > 2 and not lines[-1].strip() and not lines[-2].strip()
