@@ -30,20 +30,16 @@ $(PY): | deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMPS)/python: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+$(STAMPS)/build-tools: | $(PY)
+	$(PY) -m pip install -q 'scikit-build-core>=0.10' 'pybind11>=2.10'
 	@mkdir -p $(STAMPS) && touch $@
 
-build/xrpyc: $(CXX_SOURCES) | $(PY) deps
-	cmake -S . -B build -DPython_EXECUTABLE=$(abspath $(PY)) -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) >/dev/null
-	cmake --build build -j2
-
-$(VENV)/bin/xrpyc: build/xrpyc
-	cmake --install build >/dev/null
-	@touch $@
-
-$(STAMPS)/kernelspec: $(VENV)/bin/xrpyc $(STAMPS)/python python/xrpyc/install.py
-	$(PY) -m xrpyc.install --sys-prefix
+# The same path as `pip install .` (scikit-build-core runs CMake), editable:
+# the Python package is used from python/, the kernel executable goes to
+# .venv/bin and its kernelspec to .venv/share/jupyter/kernels/xrpyc. After a
+# C++ change this re-runs, and CMake rebuilds only what changed (build/).
+$(STAMPS)/kernelspec: pyproject.toml $(CXX_SOURCES) python/xrpyc/install.py | $(STAMPS)/build-tools deps
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	@touch $@
 
 demo: all
@@ -57,14 +53,14 @@ test: all
 	$(VENV)/bin/ruff check -q python tests bench examples
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-$(STAMPS)/lab: | $(STAMPS)/python
+$(STAMPS)/lab: | $(STAMPS)/kernelspec
 	$(PY) -m pip install -q jupyterlab
 	@touch $@
 
 lab: all $(STAMPS)/lab
 	$(VENV)/bin/jupyter lab examples/
 
-$(STAMPS)/bench: | $(STAMPS)/python
+$(STAMPS)/bench: | $(STAMPS)/kernelspec
 	$(PY) -m pip install -q ipykernel xeus-python
 	@touch $@
 

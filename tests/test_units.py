@@ -134,15 +134,6 @@ def test_agent_completion_and_inspection() -> None:
     assert agent.inspect("nothing_here", 3, 0) is None
 
 
-def test_install_writes_a_kernelspec(tmp_path) -> None:
-    subprocess.run([sys.executable, "-m", "xrpyc.install", "--prefix", str(tmp_path)], check=True)
-    spec_dir = tmp_path / "share" / "jupyter" / "kernels" / "xrpyc"
-    spec = json.loads((spec_dir / "kernel.json").read_text())
-    assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
-    assert spec["argv"][0].endswith("/bin/xrpyc") and spec["argv"][1:] == ["-f", "{connection_file}"]
-    assert (spec_dir / "logo-64x64.png").is_file()
-
-
 @pytest.mark.parametrize(
     "content, message",
     [(None, "No such file"), ('{"bad": ', "parse error"), ('{"ip": "127.0.0.1"}', "type must be")],

@@ -1,9 +1,22 @@
-"""Install the xrpyc kernelspec: `python -m xrpyc.install [--user | --sys-prefix | --prefix P]`."""
+"""Install or remove the xrpyc kernelspec.
+
+    python -m xrpyc.install [--user | --sys-prefix | --prefix P] [--name N] [--display-name D] [--env K=V ...]
+    python -m xrpyc.install --uninstall [--user | --sys-prefix | --prefix P] [--name N]
+
+Several kernelspecs may point at different devices, as classrooms need:
+
+    python -m xrpyc.install --user --name lab-board-3 --display-name "xrpyc: lab-board-3" \\
+        --env XRPYC_DEVICE=192.168.1.23
+
+`pip install` puts a kernelspec named xrpyc into the environment by itself
+(CMakeLists.txt writes it with --write-spec).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -11,6 +24,11 @@ from importlib import resources
 from pathlib import Path
 
 KERNEL_NAME = "xrpyc"
+# For a kernelspec installed with the package (pip, conda), in
+# <prefix>/share/jupyter/kernels/xrpyc: jupyter_client replaces
+# {resource_dir} with that directory, so the kernel is found in <prefix>/bin
+# whether or not the environment is on PATH, and wherever it was installed.
+RELATIVE_EXECUTABLE = "{resource_dir}/../../../../bin/xrpyc"
 
 
 def kernel_executable() -> Path:
@@ -26,45 +44,104 @@ def kernel_executable() -> Path:
     return Path(found).resolve()
 
 
-def kernel_json(executable: Path, display_name: str) -> dict:
-    return {
-        # An absolute path: Jupyter servers started without this environment
-        # on PATH (JupyterHub, `.venv/bin/jupyter lab`) still find the kernel.
-        "argv": [str(executable), "-f", "{connection_file}"],
+def kernel_json(executable: str, display_name: str, env: dict[str, str] | None = None) -> dict:
+    spec = {
+        # An absolute path (or one relative to the spec): Jupyter servers
+        # started without this environment on PATH (JupyterHub,
+        # `.venv/bin/jupyter lab`) still find the kernel.
+        "argv": [executable, "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
         "metadata": {"debugger": False},
     }
+    if env:
+        spec["env"] = env
+    return spec
+
+
+def write_spec(spec_dir: Path, executable: str, display_name: str, env: dict[str, str] | None = None) -> None:
+    """kernel.json and the logos in `spec_dir`."""
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = kernel_json(executable, display_name, env)
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+    for logo in resources.files("xrpyc").joinpath("resources").iterdir():
+        if logo.name.startswith("logo-"):
+            (spec_dir / logo.name).write_bytes(logo.read_bytes())
 
 
 def install(
-    user: bool = False, prefix: str | None = None, name: str = KERNEL_NAME, display_name: str = "xrpyc"
+    user: bool = False,
+    prefix: str | None = None,
+    name: str = KERNEL_NAME,
+    display_name: str = "xrpyc",
+    env: dict[str, str] | None = None,
 ) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
     with tempfile.TemporaryDirectory() as tmp:
         spec_dir = Path(tmp) / name
-        spec_dir.mkdir()
-        spec = kernel_json(kernel_executable(), display_name)
-        (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
-        for logo in resources.files("xrpyc").joinpath("resources").iterdir():
-            if logo.name.startswith("logo-"):
-                (spec_dir / logo.name).write_bytes(logo.read_bytes())
+        write_spec(spec_dir, str(kernel_executable()), display_name, env)
         return KernelSpecManager().install_kernel_spec(str(spec_dir), name, user=user, prefix=prefix)
 
 
+def uninstall(user: bool = False, prefix: str | None = None, name: str = KERNEL_NAME) -> str:
+    """Remove kernelspec `name` from the chosen place (or, with none chosen, wherever Jupyter finds it)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    if user or prefix:
+        spec_dir = Path(manager.user_kernel_dir if user else Path(prefix, "share", "jupyter", "kernels")) / name
+        if not (spec_dir / "kernel.json").is_file():
+            raise SystemExit(f"xrpyc.install: no kernelspec {name!r} in {spec_dir.parent}")
+        shutil.rmtree(spec_dir)
+        return str(spec_dir)
+    try:
+        return manager.remove_kernel_spec(name)
+    except NoSuchKernel:
+        raise SystemExit(f"xrpyc.install: no kernelspec {name!r} is installed") from None
+    except PermissionError as error:
+        raise SystemExit(f"xrpyc.install: cannot remove {error.filename}: permission denied") from None
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xrpyc.install", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m xrpyc.install", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="install for the current user (~/.local/share/jupyter)")
     where.add_argument("--sys-prefix", action="store_true", help=f"install into this environment ({sys.prefix})")
     where.add_argument("--prefix", help="install under PREFIX/share/jupyter/kernels")
+    where.add_argument(
+        "--write-spec", metavar="DIR", help="only write the kernelspec into DIR, finding the kernel relative to it"
+    )
     parser.add_argument("--name", default=KERNEL_NAME, help="kernelspec name (default: %(default)s)")
-    parser.add_argument("--display-name", default="xrpyc", help="name shown in the kernel picker")
+    parser.add_argument("--display-name", default=None, help="name shown in the kernel picker (default: the name)")
+    parser.add_argument(
+        "--env", action="append", type=_env_pair, default=[], metavar="NAME=VALUE",
+        help="environment of the kernel, e.g. XRPYC_DEVICE=192.168.1.23 (repeatable)",
+    )
+    parser.add_argument("--uninstall", action="store_true", help="remove the kernelspec NAME instead")
     args = parser.parse_args(argv)
     prefix = sys.prefix if args.sys_prefix else args.prefix
-    path = install(user=args.user, prefix=prefix, name=args.name, display_name=args.display_name)
+    if args.uninstall:
+        if args.write_spec:
+            parser.error("--uninstall and --write-spec do not go together")
+        print(f"Removed kernelspec {args.name} from {uninstall(user=args.user, prefix=prefix, name=args.name)}")
+        return 0
+    display_name = args.display_name or args.name
+    env = dict(args.env) or None
+    if args.write_spec:
+        write_spec(Path(args.write_spec), RELATIVE_EXECUTABLE, display_name, env)
+        return 0
+    path = install(user=args.user, prefix=prefix, name=args.name, display_name=display_name, env=env)
     print(f"Installed kernelspec {args.name} in {path}")
     return 0
 

@@ -1,0 +1,63 @@
+"""Kernelspecs: the one pip installs with the package, and those `python -m xrpyc.install` makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+
+def xrpyc_install(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xrpyc.install", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_package_installs_a_kernelspec_that_finds_its_kernel_anywhere() -> None:
+    spec_dir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "xrpyc"
+    spec = json.loads((spec_dir / "kernel.json").read_text())
+    assert spec["argv"] == ["{resource_dir}/../../../../bin/xrpyc", "-f", "{connection_file}"]
+    assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
+    executable = Path(spec["argv"][0].format(resource_dir=spec_dir)).resolve()
+    assert executable == (Path(sys.prefix) / "bin" / "xrpyc").resolve() and os.access(executable, os.X_OK)
+    assert (spec_dir / "logo-64x64.png").is_file()
+
+
+def test_a_classroom_kernelspec_runs_on_its_own_device(
+    tmp_path: Path, stock_device: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = xrpyc_install("--prefix", str(tmp_path), "--name", "lab-board-3", "--display-name", "xrpyc: lab-board-3",
+                         "--env", f"XRPYC_DEVICE=127.0.0.1:{stock_device}")
+    assert done.returncode == 0, done.stderr
+    spec_dir = tmp_path / "share" / "jupyter" / "kernels" / "lab-board-3"
+    spec = json.loads((spec_dir / "kernel.json").read_text())
+    assert spec["display_name"] == "xrpyc: lab-board-3"
+    assert spec["env"] == {"XRPYC_DEVICE": f"127.0.0.1:{stock_device}"}
+    assert Path(spec["argv"][0]).is_absolute() and spec["argv"][0].endswith("/bin/xrpyc")
+
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
+    monkeypatch.delenv("XRPYC_DEVICE", raising=False)  # the kernelspec's env says where to go
+    km, kc = start_new_kernel(kernel_name="lab-board-3")
+    try:
+        messages: list[dict] = []
+        kc.execute_interactive("$device()", output_hook=messages.append, timeout=60)
+        text = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
+        assert f"address     127.0.0.1:{stock_device}" in text, text
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+    done = xrpyc_install("--uninstall", "--prefix", str(tmp_path), "--name", "lab-board-3")
+    assert done.returncode == 0 and not spec_dir.exists()
+    again = xrpyc_install("--uninstall", "--prefix", str(tmp_path), "--name", "lab-board-3")
+    assert again.returncode != 0 and "no kernelspec 'lab-board-3'" in again.stderr
+
+
+def test_bad_install_arguments_say_what_is_wrong(tmp_path: Path) -> None:
+    done = xrpyc_install("--prefix", str(tmp_path), "--env", "NOT A PAIR")
+    assert done.returncode == 2 and "expected NAME=VALUE" in done.stderr
+    done = xrpyc_install("--user", "--prefix", str(tmp_path))
+    assert done.returncode == 2 and "not allowed with argument" in done.stderr
