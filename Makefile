@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 DEB_PACKAGES := cmake g++ make python3-dev python3-venv xeus-dev xtl-dev nlohmann-json3-dev cppzmq-dev \
 	libzmq3-dev pybind11-dev
-# For the tests: an rpyc 5.x device (Debian's own rpyc), network namespaces.
-DEB_PACKAGES += python3-rpyc iproute2
+# For the tests: an rpyc 5.x device (Debian's own rpyc), network namespaces,
+# a browser for JupyterLab (tests/test_browser.py drives it with Playwright).
+DEB_PACKAGES += python3-rpyc iproute2 chromium
 CXX_SOURCES := $(wildcard xrpyc/*.cpp xrpyc/*.hpp cmake/*.cmake) CMakeLists.txt
 PYTEST_ARGS ?=
 
@@ -53,11 +54,7 @@ test: all
 	$(VENV)/bin/ruff check -q python tests bench examples
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-$(STAMPS)/lab: | $(STAMPS)/kernelspec
-	$(PY) -m pip install -q jupyterlab
-	@touch $@
-
-lab: all $(STAMPS)/lab
+lab: all
 	$(VENV)/bin/jupyter lab examples/
 
 $(STAMPS)/bench: | $(STAMPS)/kernelspec
