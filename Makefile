@@ -65,6 +65,7 @@ bench: all $(STAMPS)/bench
 	@if [ -x $(MEDIA_DEPS) ]; then $(MEDIA_DEPS); fi
 	$(PY) bench/bench_kernels.py
 	$(PY) bench/bench_video.py
+	$(PY) bench/bench_completion.py
 
 clean:
 	rm -rf build $(VENV)

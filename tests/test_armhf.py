@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from kernel_client import RunningKernel, kernel
 from servers import FIXTURES, start_ready_server, stop
+from test_completion import complete, inspect
 from test_interrupt import assert_interrupted, interrupt_after_start
 
 pytestmark = pytest.mark.armhf
@@ -75,3 +76,11 @@ def test_image_round_trip(armhf_kernel: RunningKernel) -> None:
         "Image.open(io.BytesIO(data)).size, data[:4]"
     )
     assert armhf_kernel.run(code).result == "((64, 48), b'\\x89PNG')"
+
+
+def test_completion_and_inspection(armhf_kernel: RunningKernel) -> None:
+    armhf_kernel.run("import os\ndef greet(name):\n    'Greets.'\n    return name")
+    assert complete(armhf_kernel, "os.path.jo")["matches"] == ["join"]
+    assert "greet(name)" in inspect(armhf_kernel, "greet(")["data"]["text/plain"]
+    (page,) = armhf_kernel.run("greet??").reply["content"]["payload"]
+    assert "return name" in page["data"]["text/plain"]

@@ -29,6 +29,9 @@ class XrpycKernelTests(jupyter_kernel_test.KernelTests):
         {"text": "ziz", "matches": set()},
         {"text": "isinst", "matches": {"isinstance"}},
         {"text": "x = str.startsw", "matches": {"startswith"}},
+        {"text": "'abc'.uppe", "matches": {"upper"}},
+        {"text": "print(sep", "matches": {"sep="}},
+        {"text": "x = 1  # isinst", "matches": set()},
     ]
     # As IPython: a block ends with a blank line, so that a console can go on with it.
     complete_code_samples = ["1", "print('hello, world')", "def f(x):\n    return x\n\n", "$device()",
@@ -37,6 +40,7 @@ class XrpycKernelTests(jupyter_kernel_test.KernelTests):
                                "if True:\n    x = 1", "@decorator", "s = '''text"]
     invalid_code_samples = ["1 = 2 = ", "$connect("]
     code_inspect_sample = "zip"
+    code_page_something = "zip?"
     code_display_data = [
         {"code": "display('text')", "mime": "text/plain"},
         {"code": "class H:\n    def _repr_html_(self): return '<b>x</b>'\ndisplay(H())", "mime": "text/html"},

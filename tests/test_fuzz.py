@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from jupyter_client.jsonutil import json_default
 from kernel_client import Result, RunningKernel, kernel
 from servers import stock_rpyc_classic
-from xrpyc.cellparse import Code, Command, CommandSyntaxError, Segment, parse_command, split_cell
+from xrpyc.cellparse import Code, Command, CommandSyntaxError, Help, Segment, parse_command, split_cell
 from xrpyc.commands import REGISTRY, CommandError, check
 from xrpyc.session import Address
 from xrpyc.shell import Shell
@@ -67,6 +67,7 @@ SURROGATES = ("\ud800", "\udc80", "\udfff")
 DOLLAR_FRAGMENTS = (
     "$", "$help()", "$connect(", "$x.y", "\n$help()\n", "\n  $help()\n", "\n$exec('1')\n", "\n$video.stop()\n",
     "\n$nope(1, k=2)\n", "\n$\n", "\n$9\n", "\n$help(\n1)\n", "\n$help() # c\n", "\n$exec('''\n$help()\n''')\n",
+    "\nx?\n", "\n??x.y\n", "?",  # help requests: not $ commands, not code either
 )
 # Whole lines that leave a string, a bracket or a continuation open for the lines below them.
 OPENERS_AND_CLOSERS = (
@@ -95,9 +96,9 @@ CELLS = st.one_of(
     _pythonish(FRAGMENTS + SURROGATES + DOLLAR_FRAGMENTS, st.text(max_size=3)),
     _lines(FRAGMENTS + SURROGATES + DOLLAR_FRAGMENTS),
 )
-CELLS_WITHOUT_DOLLAR = st.one_of(
-    st.text(st.characters(exclude_categories=(), exclude_characters="$"), max_size=200),
-    _pythonish(FRAGMENTS + SURROGATES, st.text(st.characters(exclude_characters="$"), max_size=3)),
+CELLS_WITHOUT_DOLLAR = st.one_of(  # nor "?": `name?` is a help request
+    st.text(st.characters(exclude_categories=(), exclude_characters="$?"), max_size=200),
+    _pythonish(FRAGMENTS + SURROGATES, st.text(st.characters(exclude_characters="$?"), max_size=3)),
 )
 
 COMMAND_NAMES = st.one_of(
@@ -214,7 +215,11 @@ def _assert_lines_preserved(cell: str, segments: list[Segment]) -> None:
             assert end <= len(lines) and own[start:] == lines[start:end], f"code lines moved: {segment!r}"
         else:
             start, end = segment.line, segment.line + 1
-            assert start < len(lines) and lines[start].lstrip().startswith("$"), f"${segment.name} is not on {start}"
+            line = lines[start] if start < len(lines) else ""
+            if isinstance(segment, Help):
+                assert "?" in line and segment.name in line, f"{segment!r} is not on {start}"
+            else:
+                assert line.lstrip().startswith("$"), f"${segment.name} is not on {start}"
             if isinstance(previous, Code):
                 assert start == position, f"code stops at line {position}, ${segment.name} starts at {start}"
         assert start >= position, f"{segment!r} overlaps the segment before it"
@@ -284,7 +289,7 @@ def test_split_cell_gives_segments_or_a_command_syntax_error(cell: str) -> None:
     except CommandSyntaxError as error:
         _assert_user_message(error)
         return
-    assert all(isinstance(segment, (Code, Command)) for segment in segments)
+    assert all(isinstance(segment, (Code, Command, Help)) for segment in segments)
     _assert_lines_preserved(cell, segments)
 
 

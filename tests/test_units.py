@@ -124,14 +124,16 @@ def test_agent_error_tuple_has_only_user_frames() -> None:
 
 def test_agent_completion_and_inspection() -> None:
     agent = Agent(Collector())
-    agent.run("import os\nvalue = 3", "In[1]")
-    matches, start = agent.complete("os.pa", 5)
-    assert {"pardir", "path", "pathsep"} <= set(matches) and all(m.startswith("pa") for m in matches)
-    assert start == 3
-    assert "valu" in agent.complete("x = valu", 8)[0][0]
-    assert agent.inspect("os.path.join(", 12, 0).startswith("Type:        function")
-    assert "Source:" in agent.inspect("os.path.join", 3, 1)
-    assert agent.inspect("nothing_here", 3, 0) is None
+    agent.run("import json, os\nvalue = 3", "In[1]")
+    start, end, items = agent.complete("os.pa", 5)
+    matches = [text for text, _, _ in items]
+    assert {"pardir", "path", "pathsep"} <= set(matches) and all(m.lower().startswith("pa") for m in matches)
+    assert (start, end) == (3, 5)
+    assert "value" in [text for text, _, _ in agent.complete("x = valu", 8)[2]]
+    ((mime, text),) = agent.inspect("os.path.join(", 12, 0)
+    assert mime == "text/plain" and text.startswith("Signature: join(a, *p)")
+    assert "Source:" in agent.inspect("json.dumps", 3, 1)[0][1]
+    assert agent.inspect("nothing_here", 3, 0) == ()
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,7 @@ never one per write.
 
 import ast
 import builtins
-import keyword
 import linecache
-import re
 import sys
 import threading
 import traceback
@@ -37,6 +35,11 @@ except NameError:  # imported in the kernel's own process (unit tests)
         wire_text,
     )
 
+try:
+    Introspector  # noqa: B018  # compiled from introspect.py, before this file, on a device
+except NameError:
+    from .introspect import Introspector
+
 # The file name this code was compiled under ("<xrpyc-agent>" on a device):
 # frames from it are ours, not the user's, and are left out of tracebacks.
 AGENT_FILENAME = (lambda: None).__code__.co_filename
@@ -51,9 +54,6 @@ STREAMS = ("stdout", "stderr")
 Chunks = Tuple[Tuple[str, Any], ...]
 # What the kernel answers to input(): ("ok", text), ("interrupted",) or ("nostdin",).
 Ask = Callable[[str, bool], tuple]
-_MISSING = object()
-_NAME_BEFORE = re.compile(r"[A-Za-z_][\w.]*$|$")
-_NAME_AFTER = re.compile(r"\w*")
 
 
 def _without_waiting(send: Callable[[Chunks], Any]) -> Callable[[Chunks], Any]:
@@ -334,6 +334,7 @@ class Agent:
         # Cell sources by file name, for tracebacks. Kept here rather than in
         # the device's shared linecache, where two kernels' "In[3]" collide.
         self._cells = {}  # type: Dict[str, List[str]]
+        self._introspector = Introspector(self.namespace, self._cells)
         self._routers = (_router("stdout"), _router("stderr"))
         # Threads running this agent's cells, for interrupt(). Only these may
         # receive an asynchronous KeyboardInterrupt: one landing in rpyc's own
@@ -457,63 +458,13 @@ class Agent:
         lines.extend(entry.rstrip("\n") for entry in traceback.format_exception_only(type(exc), exc))
         return lines
 
-    def complete(self, code: str, cursor_pos: int) -> tuple:
-        """Names that complete the dotted name before the cursor: (matches, start).
+    def complete(self, code: str, cursor_pos: int, budget: float = 0.2) -> tuple:
+        """(cursor_start, cursor_end, ((text, type, signature), ...)): what is ready within `budget` s."""
+        return self._introspector.complete(code, cursor_pos, budget)
 
-        Attributes are looked up with getattr only: nothing is called, so
-        completing never runs user code (properties aside).
-        """
-        token = _NAME_BEFORE.search(code[:cursor_pos]).group(0)
-        path, _, prefix = token.rpartition(".")
-        if path:
-            obj = self._resolve(path)
-            names = set(dir(obj)) if obj is not _MISSING else set()
-        else:
-            names = set(self.namespace) | set(dir(builtins)) | set(keyword.kwlist)
-        private = prefix.startswith("_")
-        matches = sorted(n for n in names if n.startswith(prefix) and (private or not n.startswith("_")))
-        return (tuple(matches), cursor_pos - len(prefix))
-
-    def inspect(self, code: str, cursor_pos: int, detail_level: int) -> Optional[str]:
-        """A plain-text description of the object named at the cursor, or None."""
-        start = _NAME_BEFORE.search(code[:cursor_pos]).start()
-        end = _NAME_AFTER.match(code, cursor_pos).end()
-        name = code[start:end].strip(".")
-        obj = self._resolve(name) if name else _MISSING
-        if obj is _MISSING:
-            return None
-        import inspect as _inspect
-        lines = ["Type:        " + type(obj).__name__]
-        text = repr(obj)
-        lines.append("String form: " + (text if len(text) < 200 else text[:200] + "..."))
-        try:
-            lines.append("Signature:   " + name.rpartition(".")[2] + str(_inspect.signature(obj)))
-        except (TypeError, ValueError):
-            pass
-        doc = _inspect.getdoc(obj)
-        if doc:
-            lines.append("Docstring:\n" + doc)
-        if detail_level > 0:
-            try:
-                lines.append("Source:\n" + _inspect.getsource(obj))
-            except (OSError, TypeError):
-                pass
-        return wire_text("\n".join(lines))
-
-    def _resolve(self, dotted: str) -> Any:
-        head, *rest = dotted.split(".")
-        if head in self.namespace:
-            obj = self.namespace[head]
-        elif hasattr(builtins, head):
-            obj = getattr(builtins, head)
-        else:
-            return _MISSING
-        for attr in rest:
-            try:
-                obj = getattr(obj, attr)
-            except Exception:
-                return _MISSING
-        return obj
+    def inspect(self, code: str, cursor_pos: int, detail_level: int, budget: float = 1.0) -> tuple:
+        """((mime, text), ...) describing the object at the cursor; () when nothing is known."""
+        return self._introspector.inspect(code, cursor_pos, detail_level, budget)
 
     def is_complete(self, code: str) -> str:
         return code_status(code)

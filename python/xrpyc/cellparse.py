@@ -44,9 +44,23 @@ class Command:
     line: int = 0  # 0-based line of the cell where the command starts
 
 
-Segment = Union[Code, Command]
+@dataclass(frozen=True)
+class Help:
+    """`name?` or `name??` (also `?name`, `??name`) on a line of its own: IPython's help on `name`.
+
+    `?` is not Python outside strings and comments, so such a line cannot be code.
+    """
+
+    name: str
+    detail: int = 0  # 1 for `??`: with the source
+    line: int = 0  # 0-based line of the cell
+
+
+Segment = Union[Code, Command, Help]
 
 _NAME = re.compile(r"\$(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?P<rest>.*)\Z", re.DOTALL)
+# A dotted name with `?` or `??` before or after it, unindented, perhaps followed by a comment.
+_HELP = re.compile(r"(?P<pre>\?\??)?(?P<name>(?!\d)\w+(?:\.(?!\d)\w+)*)[ \t]*(?P<post>\?\??)?[ \t]*(?:#.*)?\Z")
 
 
 def logical_lines(cell: str) -> list[tuple[int, str]]:
@@ -151,6 +165,15 @@ def _literal(node: ast.AST) -> Any:
         ) from None
 
 
+def parse_help(text: str, line: int = 0) -> Help | None:
+    """The help request on logical line `text`, or None when it is not one."""
+    match = _HELP.match(text)
+    if match is None or bool(match.group("pre")) == bool(match.group("post")):
+        return None
+    marks = match.group("pre") or match.group("post")
+    return Help(match.group("name"), len(marks) - 1, line)
+
+
 def split_cell(cell: str) -> list[Segment]:
     """The cell's code and commands, in order.
 
@@ -170,6 +193,10 @@ def split_cell(cell: str) -> list[Segment]:
             add_code()
             segments.append(parse_command(text, line))
             code_lines, code_start = [], line + text.count("\n") + 1
+        elif (request := parse_help(text, line)) is not None:
+            add_code()
+            segments.append(request)
+            code_lines, code_start = [], line + 1
         else:
             code_lines.append(text)
     add_code()

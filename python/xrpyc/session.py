@@ -23,6 +23,12 @@ REGISTRY_MODULE = "_xrpyc_agents"  # as in agent.py
 # Seconds to notice a dead link; seconds a device gets to stop after an interrupt.
 LINK_TIMEOUT = 10
 INTERRUPT_GRACE = 1.0
+# Seconds the device works on a completion (answering with what is ready then) and
+# on an inspection; the kernel waits REPLY_MARGIN more for the answer, then drops it.
+COMPLETE_BUDGET = 0.2
+INSPECT_BUDGET = 1.0
+HELP_BUDGET = 5.0  # for `name?` in a cell: the user waits for it
+REPLY_MARGIN = 0.1
 CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call Python cannot "
@@ -110,7 +116,7 @@ def _disable_nagle(conn: Any, stream: Any) -> None:
 
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "agent.py")
+AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "agent.py")
 
 
 def _agent_sources() -> list[str]:
@@ -284,6 +290,11 @@ class Device:
         self._conn = conn
         self._run = agent.run  # looked up once: each cell is then one round trip
         self._agent = agent
+        # Asynchronous, so that a device that answers late cannot freeze the editor.
+        from rpyc import async_
+
+        self._complete = async_(agent.complete)
+        self._inspect = async_(agent.inspect)
         port = agent.video_port()
         host = f"[{address.host}]" if ":" in address.host else address.host
         # The device's MJPEG live view (MaixPy3's display.show), if it serves one.
@@ -416,12 +427,36 @@ class Device:
             return False
         return not self._conn.closed
 
-    def complete(self, code: str, cursor_pos: int) -> tuple:
-        """(matches, cursor_start) from the device's namespace."""
-        return self._agent.complete(code, cursor_pos)
+    def complete(self, code: str, cursor_pos: int) -> tuple | None:
+        """(cursor_start, cursor_end, ((text, type, signature), ...)) from the device (introspect.py).
 
-    def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str | None:
-        return self._agent.inspect(code, cursor_pos, detail_level)
+        None when the device did not answer in time.
+        """
+        return self._within(COMPLETE_BUDGET, self._complete, code, cursor_pos, COMPLETE_BUDGET)
+
+    def inspect(self, code: str, cursor_pos: int, detail_level: int, budget: float = INSPECT_BUDGET) -> tuple:
+        """((mime, text), ...) describing the object at the cursor; () when nothing is known or in time."""
+        return self._within(budget, self._inspect, code, cursor_pos, detail_level, budget) or ()
+
+    def help(self, name: str, detail_level: int) -> tuple:
+        """`name?` (detail 0) or `name??` (1) in a cell: inspect() with the time a user waits for a cell."""
+        return self.inspect(name, len(name), detail_level, HELP_BUDGET)
+
+    def _within(self, budget: float, call: Callable[..., Any], *args: Any) -> Any:
+        """call(*args)'s answer if it comes within budget + REPLY_MARGIN seconds, else None.
+
+        A late answer is dropped when it arrives (rpyc hands it to the expired
+        AsyncResult), whichever request is waiting then: it cannot be taken
+        for the reply to a cell.
+        """
+        from rpyc import AsyncResultTimeout
+
+        result = call(*args)
+        result.set_expiry(budget + REPLY_MARGIN)
+        try:
+            return result.value
+        except AsyncResultTimeout:
+            return None
 
     def is_complete(self, code: str) -> str:
         """is_complete as the device's Python parses it (its version may differ from the kernel's)."""

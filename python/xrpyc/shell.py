@@ -20,7 +20,7 @@ from typing import Any
 
 from . import commands
 from .agent import code_status
-from .cellparse import Code, CommandSyntaxError, split_cell
+from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
 from .history import History
 from .localdevice import PrivateDevice
@@ -225,14 +225,17 @@ class Shell:
             segments = split_cell(code)
             # A mistyped command stops the cell before any of it runs.
             for segment in segments:
-                if not isinstance(segment, Code):
+                if isinstance(segment, Command):
                     commands.check(segment)
+            pages: list[dict[str, Any]] = []
             for segment in segments:
                 if isinstance(segment, Code):
                     self._run_code(segment.text, execution_count, silent)
+                elif isinstance(segment, Help):
+                    pages.extend(self._help(segment))
                 else:
                     commands.run(self, segment)
-            reply: dict[str, Any] = {"status": "ok", "payload": [], "user_expressions": {}}
+            reply: dict[str, Any] = {"status": "ok", "payload": pages, "user_expressions": {}}
         except CellError as error:
             reply = self._error(error.ename, error.evalue, error.traceback, silent)
         except (CommandSyntaxError, CommandError, DeviceError) as error:
@@ -268,29 +271,46 @@ class Shell:
             self.native.error(ename, evalue, trace)
         return {"status": "error", "ename": ename, "evalue": evalue, "traceback": trace}
 
+    def _help(self, request: Help) -> list[dict[str, Any]]:
+        """`name?` and `name??`: the device's description of `name` as a page, as IPython shows it."""
+        bundle = self.ensure_device().help(request.name, request.detail)
+        if not bundle:
+            self.write("stdout", f"Object `{request.name}` not found.\n")
+            return []
+        return [{"source": "page", "data": mime_data(bundle), "start": 0}]
+
     def complete(self, code: str, cursor_pos: int) -> str:
-        matches: tuple = ()
-        start = cursor_pos
+        answer = None
         try:
-            matches, start = self.ensure_device().complete(code, cursor_pos)
+            answer = self.ensure_device().complete(code, cursor_pos)
         except (DeviceError, EOFError):
             pass  # no device, no names: an empty answer, never an error popup
-        except Exception as error:  # a __dir__ that raises, on the device: still an answer
+        except Exception as error:  # a bug of ours on the device: still an answer
             print(f"xrpyc: completion failed: {type(error).__name__}", file=sys.stderr)
+        # None: the device did not answer in time.
+        start, end, items = answer or (cursor_pos, cursor_pos, ())
+        # As ipykernel: the types and signatures for JupyterLab's completer in metadata.
+        types = [dict(zip(("text", "type", "signature"), item), start=start, end=end) for item in items]
         return json.dumps(
-            {"status": "ok", "matches": list(matches), "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
+            {
+                "status": "ok",
+                "matches": [text for text, _, _ in items],
+                "cursor_start": start,
+                "cursor_end": end,
+                "metadata": {"_jupyter_types_experimental": types},
+            }
         )
 
     def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str:
-        text = None
+        bundle: tuple = ()
         try:
-            text = self.ensure_device().inspect(code, cursor_pos, detail_level)
+            bundle = self.ensure_device().inspect(code, cursor_pos, detail_level)
         except (DeviceError, EOFError):
             pass
-        except Exception as error:  # a __repr__ or __doc__ that raises, on the device
+        except Exception as error:  # a bug of ours on the device: still an answer
             print(f"xrpyc: inspection failed: {type(error).__name__}", file=sys.stderr)
-        data = {"text/plain": text} if text else {}
-        return json.dumps({"status": "ok", "found": bool(text), "data": data, "metadata": {}})
+        data = mime_data(bundle)
+        return json.dumps({"status": "ok", "found": bool(data), "data": data, "metadata": {}})
 
     def is_complete(self, code: str) -> str:
         """As IPython answers it: a block stays open until a blank line, so that a console can continue it."""
