@@ -154,6 +154,44 @@ def video_stop(kernel: Shell) -> None:
     kernel.write("stdout", f"stopped {stopped} video stream{'s' if stopped != 1 else ''}\n")
 
 
+def _paths(name: str, **paths: str) -> None:
+    for what, path in paths.items():
+        _check(what, path, str, "a path (a string)", REGISTRY[name].usage)
+        if not path:
+            raise CommandError(f"${name}: the {what} is empty. Usage: {REGISTRY[name].usage}")
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: rpyc could not send it
+            raise CommandError(f"${name}: the {what} {path!r} is not valid text") from None
+
+
+@command('$upload("local path", "remote path")', "copy a file or directory to the device (default: its directory)")
+def upload(kernel: Shell, source: str, destination: str = ".") -> None:
+    from .transfer import upload as upload_files  # imported on use: transfer imports this module
+
+    _paths("upload", **{"local path": source, "remote path": destination})
+    upload_files(kernel, source, destination)
+
+
+@command(
+    '$download("remote path", "local path")',
+    "copy a file or directory from the device (default: into the notebook's directory)",
+)
+def download(kernel: Shell, source: str, destination: str = ".") -> None:
+    from .transfer import download as download_files
+
+    _paths("download", **{"remote path": source, "local path": destination})
+    download_files(kernel, source, destination)
+
+
+@command('$ls("remote path")', "list a directory on the device (default: its working directory)")
+def ls(kernel: Shell, path: str = ".") -> None:
+    from .transfer import list_directory
+
+    _paths("ls", **{"remote path": path})
+    list_directory(kernel, path)
+
+
 @command("$help()", "list the $ commands")
 def help_(kernel: Shell) -> None:
     kernel.write("stdout", f"$ commands (each on a line of its own):\n{listing()}\n")

@@ -116,7 +116,7 @@ def _disable_nagle(conn: Any, stream: Any) -> None:
 
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "agent.py")
+AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "agent.py", "devicefiles.py")
 
 
 def _agent_sources() -> list[str]:
@@ -295,6 +295,9 @@ class Device:
 
         self._complete = async_(agent.complete)
         self._inspect = async_(agent.inspect)
+        # The device-side namespace the AGENT_SOURCES were compiled into (set by
+        # connect): devicefiles.py's functions for transfer.py.
+        self.helpers: Any = None
         port = agent.video_port()
         host = f"[{address.host}]" if ":" in address.host else address.host
         # The device's MJPEG live view (MaixPy3's display.show), if it serves one.
@@ -345,7 +348,9 @@ class Device:
             raise
         # Cells may run for hours: wait for them as long as they take.
         conn._config["sync_request_timeout"] = None
-        return cls(address, conn, agent, key, resumed, credentials)
+        device = cls(address, conn, agent, key, resumed, credentials)
+        device.helpers = namespace
+        return device
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).

@@ -1,0 +1,269 @@
+"""The file operations behind $upload, $download and $ls, for either end of a transfer.
+
+The kernel ships this file to the device as source text with agent.py
+(session.AGENT_SOURCES) and the device's Python compiles it into the agent's
+namespace, so it imports nothing from xrpyc, stays compatible with Python 3.6,
+and prefixes its names (`files_`, `File`) to keep clear of agent.py's there.
+The kernel also imports it as a module for its own side of a transfer
+(transfer.py), so both ends behave alike.
+
+What crosses rpyc is tuples of str, int and bytes (passed by value), the
+bound methods of a FileSource and a FileSink's lease (netrefs, one round trip
+per file for each). Errors are plain OSErrors: the kernel turns their errno
+into a message.
+"""
+
+import errno
+import hashlib
+import itertools
+import os
+import stat
+import weakref
+
+# A file being received is written under this name next to its destination
+# and renamed over it only once complete and verified.
+PART_SUFFIX = ".xrpyc-part"
+
+
+def files_part_path(path: str) -> str:
+    head, name = os.path.split(path)
+    return os.path.join(head, "." + name + PART_SUFFIX)
+
+
+def files_resolve(path: str) -> str:
+    """`path` made absolute (relative to this process's directory, `~` expanded)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def files_stat(path: str) -> tuple:
+    """(kind, size, permission bits, absolute path); kind is "file", "dir", "other",
+    or "" when nothing is there."""
+    full = files_resolve(path)
+    try:
+        info = os.stat(full)
+    except (FileNotFoundError, NotADirectoryError):  # "a.txt/b": nothing there either
+        return ("", 0, 0, full)
+    if stat.S_ISDIR(info.st_mode):
+        kind = "dir"
+    elif stat.S_ISREG(info.st_mode):
+        kind = "file"
+    else:
+        kind = "other"
+    return (kind, info.st_size, info.st_mode & 0o7777, full)
+
+
+def files_walk(root: str) -> tuple:
+    """A directory tree as (dirs, files, skipped), paths relative to `root`, parents first.
+
+    files are (relative path, size, mode). Symbolic links to files count as
+    files; symbolic links to directories and special files (sockets, FIFOs,
+    devices) are skipped and counted, as a link cycle could never end; so are
+    names that are not UTF-8, which rpyc cannot send.
+    """
+    dirs, files, skipped = [], [], 0
+    root = files_resolve(root)
+    for top, subdirs, names in os.walk(root, onerror=_files_raise):
+        relative = os.path.relpath(top, root)
+        kept = []
+        for name in sorted(subdirs):
+            if os.path.islink(os.path.join(top, name)) or not _files_sendable(name):
+                skipped += 1
+            else:
+                kept.append(name)
+                dirs.append(os.path.normpath(os.path.join(relative, name)))
+        subdirs[:] = kept  # os.walk descends into these only
+        for name in sorted(names):
+            if not _files_sendable(name):
+                skipped += 1
+                continue
+            try:
+                info = os.stat(os.path.join(top, name))
+            except FileNotFoundError:  # a dangling link, or gone since listed
+                skipped += 1
+                continue
+            if stat.S_ISREG(info.st_mode):
+                files.append((os.path.normpath(os.path.join(relative, name)), info.st_size, info.st_mode & 0o7777))
+            else:
+                skipped += 1
+    return (tuple(dirs), tuple(files), skipped)
+
+
+def _files_raise(error: OSError) -> None:
+    raise error
+
+
+def _files_sendable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+
+
+def files_listdir(path: str) -> tuple:
+    """(absolute path, ((name, is directory, size, mtime), ...)) sorted by name;
+    a file's own entry for a file."""
+    full = files_resolve(path)
+    if not os.path.isdir(full):
+        info = os.stat(full)
+        return (full, ((os.path.basename(full), False, info.st_size, info.st_mtime),))
+    entries = []
+    for name in sorted(os.listdir(full)):
+        try:
+            info = os.stat(os.path.join(full, name))
+        except OSError:  # a dangling link: listed, without size or date
+            info = None
+        # A name that is not UTF-8 is shown with its odd bytes escaped (rpyc sends UTF-8 only).
+        shown = name if _files_sendable(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
+        if info is None:
+            entries.append((shown, False, -1, 0.0))
+        else:
+            entries.append((shown, stat.S_ISDIR(info.st_mode), info.st_size, info.st_mtime))
+    return (full, tuple(entries))
+
+
+def files_makedirs(path: str) -> None:
+    os.makedirs(files_resolve(path), exist_ok=True)
+
+
+class FileSource:
+    """Reads one file in chunks and hashes what it read."""
+
+    def __init__(self, path: str) -> None:
+        self._file = None
+        self._file = open(files_resolve(path), "rb")
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int) -> bytes:
+        data = self._file.read(size)
+        self._hash.update(data)
+        return data
+
+    def finish(self) -> str:
+        """The SHA-256 of everything read; closes the file."""
+        self._file.close()
+        return self._hash.hexdigest()
+
+    def __del__(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def files_source(path: str) -> tuple:
+    """(read, finish) of a new FileSource: one round trip gives both methods."""
+    source = FileSource(path)
+    return (source.read, source.finish)
+
+
+class FileSink:
+    """Writes one file under a temporary name, and renames it over the destination
+    only when its SHA-256 is the one expected (see finish)."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        self._done = True  # nothing to clean up until the file exists
+        self.path = files_resolve(path)
+        self.part = files_part_path(self.path)
+        try:
+            # An existing file keeps its permissions, as with scp.
+            mode = os.stat(self.path).st_mode & 0o7777
+        except FileNotFoundError:
+            pass
+        try:
+            # Left by a device that lost power, or by a transfer abandoned
+            # with its connection (which no longer touches it: see _ours).
+            os.unlink(self.part)
+        except FileNotFoundError:
+            pass
+        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
+        self._file = os.fdopen(fd, "wb")
+        info = os.fstat(fd)
+        self._identity = (info.st_dev, info.st_ino)
+        self._hash = hashlib.sha256()
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+
+    def finish(self, expected: str) -> str:
+        """Returns the SHA-256 of what was written; when it is `expected`, the
+        file is on disk (fsync: boards lose power) under its final name."""
+        digest = self._hash.hexdigest()
+        if digest != expected:
+            self.abort()
+            return digest
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            if not self._ours():  # another transfer to this file started since: never publish its half
+                raise OSError(errno.EBUSY, "another transfer to the same file took its place", self.path)
+            os.replace(self.part, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return digest
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.close()
+        except OSError:  # a write that failed (disk full) fails again on close: the file goes anyway
+            pass
+        if self._ours():
+            try:
+                os.unlink(self.part)
+            except FileNotFoundError:
+                pass
+
+    def _ours(self) -> bool:
+        """Whether the temporary file is still the one this sink made."""
+        try:
+            info = os.stat(self.part)
+        except FileNotFoundError:
+            return False
+        return (info.st_dev, info.st_ino) == self._identity
+
+    def __del__(self) -> None:
+        # The kernel went away mid-transfer (its connection closed, so rpyc
+        # dropped this object): no partial file is left behind.
+        self.abort()
+
+
+# Sinks by handle, held weakly: only the kernel's lease (see files_sink) keeps one alive.
+_files_sinks = weakref.WeakValueDictionary()  # type: weakref.WeakValueDictionary
+_files_handles = itertools.count(1)
+
+
+def files_sink(path: str, mode: int) -> tuple:
+    """(handle, lease) of a new FileSink; write with files_write(handle, data), ...
+
+    The kernel holds the lease (the sink itself, as a netref) and never calls
+    it: when its connection dies, rpyc drops the lease and the sink's __del__
+    removes the temporary file at once. Calls go through the handle because a
+    call's arguments can outlive the connection in a reference cycle (rpyc's
+    tracebacks, measured), which only a garbage collection, maybe much later,
+    would break: they must not hold the sink.
+    """
+    sink = FileSink(path, mode)
+    handle = next(_files_handles)
+    _files_sinks[handle] = sink
+    return (handle, sink)
+
+
+def files_write(handle: int, data: bytes) -> None:
+    _files_sinks[handle].write(data)
+
+
+def files_finish(handle: int, expected: str) -> str:
+    return _files_sinks[handle].finish(expected)
+
+
+def files_abort(handle: int) -> None:
+    sink = _files_sinks.get(handle)
+    if sink is not None:
+        sink.abort()
