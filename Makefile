@@ -52,6 +52,7 @@ test: all
 	@# The RTSP and MJPEG test servers' Debian packages (the video tests skip without them).
 	@if [ -x $(MEDIA_DEPS) ]; then $(MEDIA_DEPS); fi
 	$(VENV)/bin/ruff check -q python tests bench examples
+	$(PY) recipe/check_conda_files.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lab: all
