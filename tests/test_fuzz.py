@@ -520,6 +520,7 @@ def test_the_kernel_answers_every_complete_and_inspect_request(victim: RunningKe
     @THROUGH_KERNEL
     @given(code=DEVICE_TEXT, cursor=st.integers(-10, 400), detail=st.integers(-1, 2))
     def answers(code: str, cursor: int, detail: int) -> None:
+        assume(not _has_lone_surrogate(code))  # jupyter_client cannot even send it
         completed = _shell_reply(victim, victim.kc.complete(code, cursor), timeout=30)["content"]
         assert completed["status"] == "ok" and isinstance(completed["matches"], list), completed
         inspected = _shell_reply(victim, victim.kc.inspect(code, cursor, detail), timeout=30)["content"]
