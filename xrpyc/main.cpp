@@ -67,12 +67,14 @@ int main(int argc, char* argv[])
         auto context = xrpyc::compat::make_context();
         zmq::context_t& zmq_context = xrpyc::compat::zmq_context(*context);
         auto history = std::make_unique<xrpyc::history_manager>(*raw);
-        auto kernel = xrpyc::compat::make_kernel(config, std::move(context), std::move(interpreter),
+        auto kernel = xrpyc::compat::make_kernel(std::move(config), std::move(context), std::move(interpreter),
                                                  std::move(history));
         // Declared after the kernel: its socket closes before the kernel's
-        // ZMQ context does.
-        xrpyc::background_publisher background(zmq_context, config);
-        xrpyc::input_canceller canceller(zmq_context, config);
+        // ZMQ context does. The kernel's own configuration: with xeus >= 6
+        // the connection file may leave the ports for the kernel to choose.
+        const xrpyc::compat::kernel_configuration& kernel_config = kernel->get_config();
+        xrpyc::background_publisher background(zmq_context, kernel_config);
+        xrpyc::input_canceller canceller(zmq_context, kernel_config);
         xrpyc::start_interrupt_watcher([raw](bool during_request) { return raw->on_interrupt(during_request); });
         // The main thread waits in xeus' poll loop without the GIL; every
         // request handler takes it back (xinterpreter.cpp).

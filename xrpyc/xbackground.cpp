@@ -3,8 +3,6 @@
 #include "xeus/xguid.hpp"
 #include "xeus/xkernel.hpp"
 #include "xeus/xmessage.hpp"
-#include "xeus/xmiddleware.hpp"
-#include "xeus/xzmq_serializer.hpp"
 
 namespace xrpyc
 {
@@ -14,15 +12,15 @@ namespace xrpyc
         background_publisher* instance = nullptr;
     }
 
-    background_publisher::background_publisher(zmq::context_t& context, const xeus::xconfiguration& config)
+    background_publisher::background_publisher(zmq::context_t& context, const compat::kernel_configuration& config)
         : m_socket(context, zmq::socket_type::pub)
-        , p_auth(xeus::make_xauthentication(config.m_signature_scheme, config.m_key))
+        , m_signer(config.m_signature_scheme, config.m_key)
         , m_session_id(std::string(xeus::new_xguid()))
         , m_user_name(xeus::get_user_name())
     {
         // Never block process exit on messages nobody will read.
         m_socket.set(zmq::sockopt::linger, 0);
-        m_socket.connect(xeus::get_publisher_end_point());
+        m_socket.connect(compat::publisher_end_point());
         std::lock_guard<std::mutex> lock(instance_mutex);
         instance = this;
     }
@@ -35,15 +33,13 @@ namespace xrpyc
 
     void background_publisher::publish(const std::string& msg_type, nl::json parent_header, nl::json content)
     {
-        xeus::xpub_message msg("kernel_core.xrpyc." + msg_type,
-                               xeus::make_header(msg_type, m_user_name, m_session_id),
-                               std::move(parent_header),
-                               nl::json::object(),
-                               std::move(content),
-                               xeus::buffer_sequence());
-        zmq::multipart_t wire = xeus::xzmq_serializer::serialize_iopub(
-            std::move(msg), *p_auth, nl::json::error_handler_t::replace);
-        wire.send(m_socket);
+        zmq::multipart_t msg = wire::message({"kernel_core.xrpyc." + msg_type},
+                                             m_signer,
+                                             xeus::make_header(msg_type, m_user_name, m_session_id),
+                                             parent_header,
+                                             nl::json::object(),
+                                             content);
+        msg.send(m_socket);
     }
 
     bool publish_from_thread(const std::string& msg_type, nl::json parent_header, nl::json content)

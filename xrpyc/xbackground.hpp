@@ -6,14 +6,14 @@
 #ifndef XRPYC_XBACKGROUND_HPP
 #define XRPYC_XBACKGROUND_HPP
 
-#include <memory>
 #include <mutex>
 #include <string>
 
 #include "nlohmann/json.hpp"
-#include "xeus/xauthentication.hpp"
-#include "xeus/xkernel_configuration.hpp"
 #include "zmq.hpp"
+
+#include "xeus_compat.hpp"
+#include "xwire.hpp"
 
 namespace nl = nlohmann;
 
@@ -23,7 +23,7 @@ namespace xrpyc
     {
     public:
         // The one instance lives in main(): while it does, publish_from_thread works.
-        background_publisher(zmq::context_t& context, const xeus::xconfiguration& config);
+        background_publisher(zmq::context_t& context, const compat::kernel_configuration& config);
         ~background_publisher();
         background_publisher(const background_publisher&) = delete;
         background_publisher& operator=(const background_publisher&) = delete;
@@ -32,7 +32,7 @@ namespace xrpyc
 
     private:
         zmq::socket_t m_socket;
-        std::unique_ptr<xeus::xauthentication> p_auth;
+        wire::signer m_signer;
         std::string m_session_id;
         std::string m_user_name;
     };

@@ -36,12 +36,12 @@ namespace xrpyc
         m_kernel = kernel_module.attr("Kernel")(py::module_::import("xrpyc_native"));
     }
 
-    nl::json interpreter::execute_request_impl(int execution_counter,
-                                               const std::string& code,
-                                               bool silent,
-                                               bool store_history,
-                                               nl::json user_expressions,
-                                               bool allow_stdin)
+    nl::json interpreter::execute(int execution_counter,
+                                  const std::string& code,
+                                  bool silent,
+                                  bool store_history,
+                                  nl::json user_expressions,
+                                  bool allow_stdin)
     {
         py::gil_scoped_acquire acquire;
         interruptible_scope interruptible;
@@ -91,10 +91,16 @@ namespace xrpyc
         return reply;
     }
 
-    void interpreter::shutdown_request_impl()
+    void interpreter::shutdown()
     {
         py::gil_scoped_acquire acquire;
         nl::json reply = nl::json::object();
         call_json(m_kernel, reply, "shutdown");
+    }
+
+    void interpreter::interrupt()
+    {
+        // Handled by the SIGINT watcher, as in interrupt_mode "signal".
+        send_interrupt_signal();
     }
 }

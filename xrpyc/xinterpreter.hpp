@@ -9,14 +9,15 @@
 
 #include "nlohmann/json.hpp"
 #include "pybind11/pybind11.h"
-#include "xeus/xinterpreter.hpp"
+
+#include "xeus_compat.hpp"
 
 namespace nl = nlohmann;
 namespace py = pybind11;
 
 namespace xrpyc
 {
-    class interpreter : public xeus::xinterpreter
+    class interpreter : public compat::interpreter_base
     {
     public:
         interpreter() = default;
@@ -31,18 +32,21 @@ namespace xrpyc
     private:
         void configure_impl() override;
 
-        nl::json execute_request_impl(int execution_counter,
-                                      const std::string& code,
-                                      bool silent,
-                                      bool store_history,
-                                      nl::json user_expressions,
-                                      bool allow_stdin) override;
+        // execute_request, shutdown_request and interrupt_request, whose
+        // xeus signatures differ between versions (xeus_compat.hpp).
+        nl::json execute(int execution_counter,
+                         const std::string& code,
+                         bool silent,
+                         bool store_history,
+                         nl::json user_expressions,
+                         bool allow_stdin) override;
+        void shutdown() override;
+        void interrupt() override;
 
         nl::json complete_request_impl(const std::string& code, int cursor_pos) override;
         nl::json inspect_request_impl(const std::string& code, int cursor_pos, int detail_level) override;
         nl::json is_complete_request_impl(const std::string& code) override;
         nl::json kernel_info_request_impl() override;
-        void shutdown_request_impl() override;
 
         py::object m_kernel;
     };

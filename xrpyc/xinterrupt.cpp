@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include "pybind11/pybind11.h"
 
@@ -56,6 +57,13 @@ namespace xrpyc
                 }
             }
         }).detach();
+    }
+
+    void send_interrupt_signal()
+    {
+        // To the process, not this thread (where SIGINT is blocked): the
+        // watcher's sigwait() takes it.
+        kill(getpid(), SIGINT);
     }
 
     interruptible_scope::interruptible_scope()

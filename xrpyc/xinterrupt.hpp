@@ -22,6 +22,10 @@ namespace xrpyc
     // Start the thread that sigwait()s for SIGINT.
     void start_interrupt_watcher(interrupt_handler handler);
 
+    // Send this process SIGINT, as Jupyter does in interrupt_mode "signal":
+    // an interrupt_request (control channel) then does what the signal does.
+    void send_interrupt_signal();
+
     // While an instance lives, SIGINT raises KeyboardInterrupt in Python's
     // main thread. Construct and destroy it with the GIL held.
     class interruptible_scope

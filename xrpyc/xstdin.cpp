@@ -5,8 +5,6 @@
 #include "xeus/xguid.hpp"
 #include "xeus/xkernel.hpp"
 #include "xeus/xmessage.hpp"
-#include "xeus/xmiddleware.hpp"
-#include "xeus/xzmq_serializer.hpp"
 
 namespace xrpyc
 {
@@ -23,10 +21,10 @@ namespace xrpyc
         }
     }
 
-    input_canceller::input_canceller(zmq::context_t& context, const xeus::xconfiguration& config)
+    input_canceller::input_canceller(zmq::context_t& context, const compat::kernel_configuration& config)
         : m_context(context)
-        , m_end_point(xeus::get_end_point(config.m_transport, reachable(config.m_ip), config.m_stdin_port))
-        , p_auth(xeus::make_xauthentication(config.m_signature_scheme, config.m_key))
+        , m_end_point(compat::end_point(config.m_transport, reachable(config.m_ip), config.m_stdin_port))
+        , m_signer(config.m_signature_scheme, config.m_key)
         , m_session_id(std::string(xeus::new_xguid()))
     {
         std::lock_guard<std::mutex> lock(instance_mutex);
@@ -47,15 +45,13 @@ namespace xrpyc
         zmq::socket_t socket(m_context, zmq::socket_type::dealer);
         socket.set(zmq::sockopt::linger, 1000);
         socket.connect(m_end_point);
-        xeus::xmessage msg(xeus::xmessage::guid_list(),
-                           xeus::make_header("input_reply", xeus::get_user_name(), m_session_id),
-                           nl::json::object(),
-                           nl::json::object(),
-                           nl::json{{"status", "ok"}, {"value", value}},
-                           xeus::buffer_sequence());
-        zmq::multipart_t wire = xeus::xzmq_serializer::serialize(
-            std::move(msg), *p_auth, nl::json::error_handler_t::replace);
-        wire.send(socket);
+        zmq::multipart_t msg = wire::message({},
+                                             m_signer,
+                                             xeus::make_header("input_reply", xeus::get_user_name(), m_session_id),
+                                             nl::json::object(),
+                                             nl::json::object(),
+                                             nl::json{{"status", "ok"}, {"value", value}});
+        msg.send(socket);
     }
 
     bool cancel_input(const std::string& value)

@@ -1,0 +1,109 @@
+// Jupyter messages on the wire, for the few that xrpyc sends itself on
+// sockets of its own (xbackground.cpp, xstdin.cpp): frames and HMAC
+// signature as the messaging spec gives them. xeus 2.x exposed its
+// serializer and authentication; xeus-zmq keeps them private, so this small
+// copy serves every xeus version alike.
+#ifndef XRPYC_XWIRE_HPP
+#define XRPYC_XWIRE_HPP
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "nlohmann/json.hpp"
+#include "zmq.hpp"
+#include "zmq_addon.hpp"
+
+namespace xrpyc::wire
+{
+    namespace nl = nlohmann;
+
+    // Signs with the connection file's key and signature_scheme
+    // ("hmac-sha256" and the like); an empty key means no signature.
+    class signer
+    {
+    public:
+        signer(const std::string& scheme, const std::string& key)
+            : m_key(key)
+        {
+            if (m_key.empty())
+            {
+                return;
+            }
+            const std::string prefix = "hmac-";
+            if (scheme.compare(0, prefix.size(), prefix) == 0)
+            {
+                p_digest = EVP_get_digestbyname(scheme.substr(prefix.size()).c_str());
+            }
+            if (p_digest == nullptr)
+            {
+                throw std::runtime_error("unsupported signature_scheme '" + scheme + "'");
+            }
+        }
+
+        // Lower-case hex HMAC of the concatenated parts.
+        std::string sign(const std::vector<std::string>& parts) const
+        {
+            if (p_digest == nullptr)
+            {
+                return {};
+            }
+            std::string data;
+            for (const std::string& part : parts)
+            {
+                data += part;
+            }
+            unsigned char mac[EVP_MAX_MD_SIZE];
+            unsigned int size = 0;
+            if (HMAC(p_digest, m_key.data(), static_cast<int>(m_key.size()),
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &size) == nullptr)
+            {
+                throw std::runtime_error("HMAC failed");
+            }
+            static const char hex[] = "0123456789abcdef";
+            std::string result;
+            result.reserve(2 * size);
+            for (unsigned int i = 0; i < size; ++i)
+            {
+                result += hex[mac[i] >> 4];
+                result += hex[mac[i] & 0xf];
+            }
+            return result;
+        }
+
+    private:
+        std::string m_key;
+        const EVP_MD* p_digest = nullptr;
+    };
+
+    // [identities..., "<IDS|MSG>", signature, header, parent_header,
+    // metadata, content]; invalid UTF-8 in any of them is replaced (U+FFFD),
+    // never thrown about. For IOPub, the topic is the one identity.
+    inline zmq::multipart_t message(const std::vector<std::string>& identities,
+                                    const signer& auth,
+                                    const nl::json& header,
+                                    const nl::json& parent_header,
+                                    const nl::json& metadata,
+                                    const nl::json& content)
+    {
+        auto dump = [](const nl::json& j) { return j.dump(-1, ' ', false, nl::json::error_handler_t::replace); };
+        std::vector<std::string> parts = {dump(header), dump(parent_header), dump(metadata), dump(content)};
+        zmq::multipart_t wire;
+        for (const std::string& identity : identities)
+        {
+            wire.addstr(identity);
+        }
+        wire.addstr("<IDS|MSG>");
+        wire.addstr(auth.sign(parts));
+        for (std::string& part : parts)
+        {
+            wire.addstr(std::move(part));
+        }
+        return wire;
+    }
+}
+
+#endif
