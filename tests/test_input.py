@@ -41,7 +41,7 @@ def test_input_and_getpass_prompt_in_the_notebook(shared_kernel: RunningKernel) 
         lambda _msg: shared_kernel.kc.input(next(answers)),
     )
     assert reply["status"] == "ok", reply
-    assert requests == [{"prompt": "Name? ", "pwd": False}, {"prompt": "Password: ", "pwd": True}]
+    assert requests == [{"prompt": "Name? ", "password": False}, {"prompt": "Password: ", "password": True}]
     assert texts(outputs) == "before\nAda 6\n"
     # The answer lives on in the device's namespace.
     assert shared_kernel.run("name").result == "'Ada'"
@@ -64,7 +64,7 @@ def test_interrupt_while_waiting_for_input_keeps_the_session(shared_kernel: Runn
         "try:\n    input('wait> ')\nexcept KeyboardInterrupt:\n    print('stopped')\n    raise",
         interrupt_soon,
     )
-    assert requests == [{"prompt": "wait> ", "pwd": False}]
+    assert requests == [{"prompt": "wait> ", "password": False}]
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
     assert texts(outputs) == "stopped\n"
     assert shared_kernel.run("kept + 1").result == "42"

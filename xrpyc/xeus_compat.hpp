@@ -73,12 +73,38 @@ namespace xrpyc::compat
 
     // The ZMQ server: shell and control are polled by the thread that calls
     // the kernel's start(), the stdin answer is awaited in a blocking receive.
+#if XEUS_VERSION_MAJOR == 2
+    // xeus 2.4's ZMQ server, with input_request's flag named as the
+    // messaging spec (and xeus >= 5) names it: "password", which JupyterLab
+    // and jupyter_client read. 2.4 sends "pwd", so a getpass() prompt showed
+    // what was typed.
+    class server_zmq : public xeus::xserver_zmq
+    {
+    public:
+        using xeus::xserver_zmq::xserver_zmq;
+
+    protected:
+        void send_stdin_impl(xeus::xmessage msg) override
+        {
+            nl::json content = msg.content();
+            if (msg.header().value("msg_type", "") == "input_request" && content.contains("pwd"))
+            {
+                content["password"] = content["pwd"];
+                content.erase("pwd");
+            }
+            xeus::xmessage fixed(msg.identities(), msg.header(), msg.parent_header(), msg.metadata(),
+                                 std::move(content), std::move(msg).buffers());
+            xeus::xserver_zmq::send_stdin_impl(std::move(fixed));
+        }
+    };
+#endif
+
     inline std::unique_ptr<xeus::xserver> make_server(xeus::xcontext& context,
                                                       const xeus::xconfiguration& config,
                                                       nl::json::error_handler_t eh)
     {
 #if XEUS_VERSION_MAJOR == 2
-        return xeus::make_xserver_zmq(context, config, eh);
+        return std::make_unique<server_zmq>(zmq_context(context), config, eh);
 #else
         return xeus::make_xserver_default(context, config, eh);
 #endif
