@@ -1,12 +1,15 @@
-"""The live-camera example in real JupyterLab, in headless Chromium: text, images and live video render.
+"""The example notebooks in real JupyterLab, in headless Chromium: text, images and live video render.
 
 Starts JupyterLab on 127.0.0.1 (a free port, a token, a temporary copy of examples/ as its root, its own
 settings and workspaces directories) and Debian's Chromium (headless, a new empty profile, a free DevTools
-port), drives Chromium with Playwright over CDP, runs all cells of 03-live-camera.ipynb on the kernel's
-private local device, checks that the `$video("device")` cell shows several distinct frames while the next
-cell runs, and saves a screenshot of it to docs/screenshot-live-video.png (when it passes and XRPYC_SCREENSHOT=1).
+port), both once for the module, and drives Chromium with Playwright over CDP. For each notebook, runs all its
+cells on the kernel's private local device and checks that printed text, images and the `$video("device")`
+cell's live video (several distinct frames while the next cell runs) are rendered, and that only the cells
+meant to fail do. 01-getting-started.ipynb's run, its image and video on screen, is saved to
+docs/screenshot-getting-started.png (when it passes and XRPYC_SCREENSHOT=1).
 
     .venv/bin/python -m pytest -m browser tests/test_browser.py
+    XRPYC_SCREENSHOT=1 .venv/bin/python -m pytest -m browser tests/test_browser.py -k getting-started
 
 Needs /usr/bin/chromium (Debian's `chromium`), jupyterlab and playwright (`pip install jupyterlab playwright`;
 Playwright's own browser download is not needed). Everything started here is stopped by PID.
@@ -15,7 +18,6 @@ Playwright's own browser download is not needed). Everything started here is sto
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -37,10 +39,8 @@ from servers import free_port, stop
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-NOTEBOOK = "03-live-camera.ipynb"
-SCREENSHOT = ROOT / "docs" / "screenshot-live-video.png"
 JPEG_SRC = re.compile(r"^(data:image/jpeg|blob:)")
-VIEWPORT = {"width": 1280, "height": 900}
+IMAGE_SRC = re.compile(r"^(data:image/(png|jpeg)|blob:)")
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -53,9 +53,11 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
     "--hide-scrollbars",
 ]
-# No news, no update check: no toast over the notebook, no request out of the machine.
+# No news, no update check: no toast over the notebook, no request out of the machine. All cells attached and
+# rendered (JupyterLab's default skips rendering those out of view): what the test reads is current.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 
 pytestmark = [
@@ -224,13 +226,19 @@ def _prompts(page) -> list[str]:
 
 
 def _until(page, ready, what: str, timeout: float = 60) -> None:
-    """Until ready() is true; fails at once if the notebook stops running before (a cell's error aborts the rest)."""
+    """Until ready() is true; fails early if the notebook stops running before (a cell's error aborts the rest):
+    no cell running or queued and the kernel idle, for a second (not a moment between two cells)."""
     deadline = time.monotonic() + timeout
+    stopped_since = None
     while not ready():
         dialog = page.locator(".jp-Dialog")
         if dialog.count() and dialog.first.is_visible():
             raise AssertionError(f"a dialog while waiting for {what}: {dialog.first.inner_text()!r}")
-        if "[*]:" not in _prompts(page) and not ready():
+        if "[*]:" in _prompts(page) or _kernel_status(page) != "xrpyc | Idle":
+            stopped_since = None
+        elif stopped_since is None:
+            stopped_since = time.monotonic()
+        elif time.monotonic() - stopped_since > 1 and not ready():
             raise AssertionError(f"the notebook stopped running before {what}: prompts {_prompts(page)}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"no {what} after {timeout} s: prompts {_prompts(page)}")
@@ -268,68 +276,171 @@ def _hide_left_sidebar(page) -> None:
         page.locator("#jp-left-stack").wait_for(state="hidden", timeout=5_000)
 
 
-def test_live_video_in_jupyterlab(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Example:
+    """A notebook and what to look for in it; cells are found by a piece of their source."""
+
+    notebook: str
+    printing: str  # a cell that prints...
+    printed: str  # ...this
+    during: str  # the cell that runs while the background video plays
+    video: str = '$video("device"'  # the cell whose output plays the device's live view
+    image: str | None = None  # a cell whose result is an image
+    live_view: str | None = None  # a cell that shows the device's live view in its own output while it runs
+    errors: tuple[str, ...] = ()  # what the cells tagged raises-exception print, one each
+    screenshot: Path | None = None  # saved with XRPYC_SCREENSHOT=1, taken while the video plays...
+    top: str = ""  # ...with this cell's output at the top...
+    shot_after: str = ""  # ...once the cell that runs meanwhile has printed this
+    viewport: tuple[int, int] = (1280, 900)
+
+
+NOTEBOOKS = [
+    Example(
+        "01-getting-started.ipynb",
+        printing='print(f"tick {i}")',
+        printed="done",
+        image="picture = Image.new(",
+        during='print("the video plays on',
+        errors=("ZeroDivisionError: division by zero",),
+        screenshot=ROOT / "docs" / "screenshot-getting-started.png",
+        top="picture = Image.new(",
+        shot_after="this cell runs 1",
+        viewport=(1280, 1110),
+    ),
+    Example(
+        "03-live-camera.ipynb",
+        printing='print("running on the device"',
+        printed="running on the device 2",
+        live_view='print("running on the device"',
+        during="time.sleep(3)",
+    ),
+]
+
+# Counts the distinct pictures an output area shows from now on, whenever they change (not only when the test
+# polls, which a loaded machine delays): a hash of each <img> src, kept in the page.
+COUNT_FRAMES = """area => {
+    const seen = new Set();
+    const record = () => {
+        const src = area.querySelector("img")?.getAttribute("src") || "";
+        let hash = 2166136261;
+        for (let i = 0; i < src.length; i++) hash = Math.imul(hash ^ src.charCodeAt(i), 16777619);
+        if (src) seen.add(`${src.length}:${hash >>> 0}`);
+    };
+    record();
+    new MutationObserver(record).observe(area, {subtree: true, childList: true, attributes: true});
+    window.xrpycFrames = seen;
+}"""
+
+
+@dataclass
+class Session:
+    lab: Lab
+    browser: object  # playwright's Browser
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    """JupyterLab and Chromium, started once for the module's notebooks."""
     from playwright.sync_api import sync_playwright
 
-    screenshot = tmp_path / SCREENSHOT.name
-    with jupyterlab(tmp_path) as lab, chromium(tmp_path) as devtools, sync_playwright() as playwright:
+    workdir = tmp_path_factory.mktemp("browser")
+    with jupyterlab(workdir) as lab, chromium(workdir) as devtools, sync_playwright() as playwright:
         browser = playwright.chromium.connect_over_cdp(devtools)
         try:
-            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-            _wait_for_kernel(page)
-            _hide_left_sidebar(page)
-            _run_all_cells(page)
-
-            cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
-            printing = cells.filter(has_text='print("running on the device"')
-            printed = printing.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']")
-            video_cell = cells.filter(has_text='$video("device"')
-            video = video_cell.locator(".jp-OutputArea-output img")
-            sleeping = cells.filter(has_text="time.sleep(3)")
-
-            # (a) the text a cell printed on the device (its 3 s loop runs before the video starts).
-            _until(page, lambda: "running on the device 2" in " ".join(printed.all_inner_texts()), "printed text")
-            # (b) the background video's image: a JPEG in the $video("device") cell's output.
-            _until(page, lambda: video.count() and JPEG_SRC.match(video.get_attribute("src") or ""), "video image")
-            # The printed lines at the top, the video cell below them.
-            printed.first.evaluate("output => output.scrollIntoView({block: 'start'})")
-
-            # (c) live: while the next cell sleeps 3 s, the image keeps changing. Sampled for 2 s or until that
-            # cell is done (then $video.stop() comes); the screenshot once the readout line shows the frame rate.
-            frames: list[str] = []
-            started = time.monotonic()
-            while time.monotonic() - started < 2.0:
-                frames.append(hashlib.sha1(video.get_attribute("src").encode()).hexdigest())
-                if not screenshot.exists() and "fps shown" in video_cell.locator(".jp-OutputArea").inner_text():
-                    page.screenshot(path=str(screenshot))
-                if re.fullmatch(r"\[\d+\]:", sleeping.locator(".jp-InputArea-prompt").inner_text().strip()):
-                    break
-                time.sleep(0.2)
-            distinct = len(set(frames))
-            elapsed = time.monotonic() - started
-            assert distinct >= 3, f"{distinct} distinct frames in {len(frames)} samples over {elapsed:.1f} s"
-            assert screenshot.exists(), "the video's readout line never showed its frame rate"
-
-            # The notebook runs to the end without an error.
-            _until(page, lambda: re.fullmatch(r"\[\d+\]:", _prompts(page)[-1]), "end of the notebook", timeout=30)
-            prompts = _prompts(page)
-            assert all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in prompts), prompts
-            assert not _errors(page), _errors(page)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(tmp_path / "failure.png"))
-                print(f"screenshot at the failure: {tmp_path / 'failure.png'}; cells' prompts: {_prompts(page)}")
-                outputs = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-OutputArea").all_inner_texts()
-                print("cells' outputs:", *(text[:2000] for text in outputs), sep="\n")
-            print(f"JupyterLab's log ({lab.log}) ends with:\n{_tail(lab.log)}")
-            raise
+            yield Session(lab, browser)
         finally:
             with contextlib.suppress(Exception):
                 browser.close()
-    if os.environ.get("XRPYC_SCREENSHOT"):  # opt-in: a test run must not change the repository
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(screenshot, SCREENSHOT)
+
+
+def _cell(page, source: str):
+    return page.locator(".jp-NotebookPanel .jp-CodeCell").filter(has_text=source)
+
+
+def _done(cell) -> bool:
+    return bool(re.fullmatch(r"\[\d+\]:", cell.locator(".jp-InputArea-prompt").inner_text().strip()))
+
+
+def _run_example(page, example: Example, screenshot: Path) -> None:
+    _run_all_cells(page)
+
+    # (a) text a cell printed on the device.
+    printed = _cell(page, example.printing).locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"
+    )
+    _until(page, lambda: example.printed in " ".join(printed.all_inner_texts()), "printed text")
+
+    # (b) an image the device made, decoded by the browser.
+    if example.image:
+        image = _cell(page, example.image).locator(".jp-OutputArea-output img")
+        _until(page, lambda: image.count() and IMAGE_SRC.match(image.first.get_attribute("src") or ""), "image")
+        _until(page, lambda: image.first.evaluate("img => img.complete && img.naturalWidth > 0"), "decoded image")
+
+    # (c) the background video: a JPEG in the $video("device") cell's output, changing while the next cell
+    # runs. Frames are counted in the page until that cell is done (then $video.stop() comes); the screenshot
+    # once the readout line shows the frame rate and that cell has printed.
+    video_cell, during = _cell(page, example.video), _cell(page, example.during)
+    video = video_cell.locator(".jp-OutputArea-output img")
+    _until(page, lambda: video.count() and JPEG_SRC.match(video.first.get_attribute("src") or ""), "video image")
+    video_cell.locator(".jp-OutputArea").first.evaluate(COUNT_FRAMES)
+    started, readout = time.monotonic(), False
+    while not _done(during) and time.monotonic() - started < 10:
+        readout = readout or "fps shown" in video_cell.locator(".jp-OutputArea").inner_text()
+        if readout and example.screenshot and not screenshot.exists():
+            if example.shot_after in " ".join(during.locator(".jp-OutputArea").all_inner_texts()):
+                top = _cell(page, example.top).locator(".jp-Cell-outputWrapper").first
+                top.evaluate("output => output.scrollIntoView({block: 'start'})")
+                page.screenshot(path=str(screenshot))
+        time.sleep(0.1)
+    distinct = page.evaluate("window.xrpycFrames.size")
+    elapsed = time.monotonic() - started
+    assert distinct >= 3, f"{distinct} distinct frames in {elapsed:.1f} s"
+    assert readout, "the video's readout line never showed its frame rate while the next cell ran"
+    assert screenshot.exists() or not example.screenshot, f"{example.shot_after!r} never printed during the video"
+
+    # (d) the device's live view in a running cell's own output.
+    if example.live_view:
+        view = _cell(page, example.live_view).locator(".jp-OutputArea-output img")
+        _until(page, lambda: view.count() and JPEG_SRC.match(view.first.get_attribute("src") or ""), "live view")
+
+    # The notebook runs to the end; only the cells meant to fail do.
+    _until(page, lambda: re.fullmatch(r"\[\d+\]:", _prompts(page)[-1]), "end of the notebook", timeout=30)
+    prompts = _prompts(page)
+    assert all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in prompts), prompts
+    errors = _errors(page)
+    assert len(errors) == len(example.errors), errors
+    for expected, error in zip(example.errors, errors):
+        assert expected in error, errors
+
+
+@pytest.mark.parametrize("example", NOTEBOOKS, ids=[e.notebook.removesuffix(".ipynb") for e in NOTEBOOKS])
+def test_example_in_jupyterlab(example: Example, session: Session, tmp_path: Path) -> None:
+    lab = session.lab
+    screenshot = tmp_path / "screenshot.png"
+    width, height = example.viewport
+    context = session.browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        page.set_default_timeout(30_000)
+        # A workspace of its own: JupyterLab's default one would reopen the notebooks of the tests before.
+        workspace = example.notebook.removesuffix(".ipynb")
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{example.notebook}?token={lab.token}")
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        _wait_for_kernel(page)
+        _hide_left_sidebar(page)
+        _run_example(page, example, screenshot)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"screenshot at the failure: {tmp_path / 'failure.png'}; cells' prompts: {_prompts(page)}")
+            outputs = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-OutputArea").all_inner_texts()
+            print("cells' outputs:", *(text[:2000] for text in outputs), sep="\n")
+        print(f"JupyterLab's log ({lab.log}) ends with:\n{_tail(lab.log)}")
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            context.close()
+        lab.shut_down_kernels()  # the next notebook gets the machine to itself
+    if example.screenshot and os.environ.get("XRPYC_SCREENSHOT"):  # opt-in: a test run must not change the repository
+        example.screenshot.parent.mkdir(exist_ok=True)
+        shutil.copyfile(screenshot, example.screenshot)
