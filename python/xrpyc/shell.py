@@ -19,7 +19,6 @@ import uuid
 from typing import Any
 
 from . import commands
-from .agent import code_status
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
 from .history import History
@@ -340,6 +339,10 @@ class Shell:
                 return str(self.device.is_complete(text))
             except Exception:  # the device went away: the local parser answers
                 pass
+        # Imported here: agent.py (with the device-side sources it imports) is
+        # the device's code, which the kernel needs only when no device is there.
+        from .agent import code_status
+
         return code_status(text)
 
     def shutdown(self) -> None:
