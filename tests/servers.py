@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -47,19 +48,37 @@ FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 DEBIAN_RPYC_CLASSIC = Path("/usr/bin/rpyc_classic")  # Debian 12's python3-rpyc: rpyc 5.3.0
 
 
+def start_announcing(
+    command: list[str], timeout: float = 120, stderr: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start a server that prints `READY <url> ...` once it listens; returns it and that URL.
+
+    Other lines before it are skipped; a server that exits or stays silent past `timeout` is stopped.
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
+            line = process.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY "):
+                return process, line.split()[1]
+    stop(process)
+    raise RuntimeError(f"{command[0]} did not get ready")
+
+
 def start_ready_server(
     command: list[str], host: str = "127.0.0.1", timeout: float = 120, stderr: int | None = None
 ) -> tuple[subprocess.Popen, int]:
-    """Start a server that prints `READY <scheme>://HOST:PORT`; returns it and its port."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    deadline = time.monotonic() + timeout
-    for line in process.stdout:
-        if line.startswith(f"READY rpyc://{host}:"):
-            return process, int(line.split()[1].rsplit(":", 1)[1])
-        if time.monotonic() > deadline:
-            break
-    stop(process)
-    raise RuntimeError(f"{command[0]} did not get ready")
+    """Start an rpyc server that prints `READY rpyc://HOST:PORT`; returns it and its port."""
+    process, url = start_announcing(command, timeout, stderr)
+    if not url.startswith(f"rpyc://{host}:"):
+        stop(process)
+        raise RuntimeError(f"{command[0]} listens on {url}, not on {host}")
+    return process, int(url.rsplit(":", 1)[1])
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import contextlib
 import http.server
 import io
 import os
-import selectors
 import shutil
 import signal
 import socket
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
-from servers import FIXTURES, free_port, stop
+from servers import FIXTURES, free_port, start_announcing, stop
 from xrpyc.video import (
     VideoOptions,
     VideoStream,
@@ -63,29 +62,13 @@ def _mjpeg_missing() -> str | None:
 # -- servers ------------------------------------------------------------------------------------------
 
 
-def start_media_server(command: list[str], timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
-    """Start a fixture server; returns it and the URL from its `READY <url>` line."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
-            line = process.stdout.readline()
-            if not line:
-                break
-            if line.startswith("READY "):
-                return process, line.split()[1].rstrip("/")
-    stop(process)
-    raise RuntimeError(f"{command[0]} did not get ready")
-
-
 @contextlib.contextmanager
 def rtsp_server(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
     missing = _rtsp_missing()
     if missing:
         pytest.skip(missing)
-    process, url = start_media_server([str(RTSP_SERVER), "--port", "0", *args])
+    process, url = start_announcing([str(RTSP_SERVER), "--port", "0", *args], timeout=30)
+    url = url.rstrip("/")
     try:
         yield process, url
     finally:
@@ -97,7 +80,8 @@ def mjpeg_server(*args: str) -> Iterator[str]:
     missing = _mjpeg_missing()
     if missing:
         pytest.skip(missing)
-    process, url = start_media_server([str(MJPEG_SERVER), "--port", "0", *args])
+    process, url = start_announcing([str(MJPEG_SERVER), "--port", "0", *args], timeout=30)
+    url = url.rstrip("/")
     try:
         yield url + "/"
     finally:
