@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 
+import jupyter_client.session
 import nbformat
 import pytest
 from kernel_client import RunningKernel, kernel
@@ -140,3 +142,24 @@ def test_is_complete_follows_the_connected_device(shared_kernel: RunningKernel) 
     assert status("for i in range(3):\n    print(i)\n\n") == {"status": "complete"}
     assert status("print(1))") == {"status": "invalid"}
     assert status("$connect(") == {"status": "invalid"}
+
+
+def test_message_dates_have_all_their_microseconds(
+    shared_kernel: RunningKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # xeus writes microseconds without leading zeros (".63593Z" for .063593 s), which clients read as
+    # .635930: about one message in ten dated up to 0.9 s off. The kernel pads them.
+    dates: list[str] = []
+    extract_dates = jupyter_client.session.extract_dates
+
+    def record(obj: object) -> object:
+        if isinstance(obj, dict) and isinstance(obj.get("date"), str) and "msg_id" in obj:
+            dates.append(obj["date"])
+        return extract_dates(obj)
+
+    monkeypatch.setattr(jupyter_client.session, "extract_dates", record)
+    for _ in range(100):
+        shared_kernel.kc.execute_interactive("pass", output_hook=lambda _m: None, timeout=10)
+    assert len(dates) >= 400
+    unpadded = [date for date in dates if not re.fullmatch(r"\S+T\d\d:\d\d:\d\d\.\d{6}Z", date)]
+    assert not unpadded, unpadded[:5]

@@ -18,6 +18,8 @@
 #include "xeus/xkernel_configuration.hpp"
 #include "zmq.hpp"
 
+#include "xwire.hpp"
+
 #if XEUS_VERSION_MAJOR == 2
 #include "xeus/xmiddleware.hpp"
 #include "xeus/xserver_zmq.hpp"
@@ -74,7 +76,8 @@ namespace xrpyc::compat
     // The ZMQ server: shell and control are polled by the thread that calls
     // the kernel's start(), the stdin answer is awaited in a blocking receive.
 #if XEUS_VERSION_MAJOR == 2
-    // xeus 2.4's ZMQ server, with input_request's flag named as the
+    // xeus 2.4's ZMQ server, with messages' dates written right
+    // (wire::pad_date) and input_request's flag named as the
     // messaging spec (and xeus >= 5) names it: "password", which JupyterLab
     // and jupyter_client read. 2.4 sends "pwd", so a getpass() prompt showed
     // what was typed.
@@ -84,8 +87,21 @@ namespace xrpyc::compat
         using xeus::xserver_zmq::xserver_zmq;
 
     protected:
+        void send_shell_impl(xeus::xmessage msg) override
+        {
+            pad_date(msg);
+            xeus::xserver_zmq::send_shell_impl(std::move(msg));
+        }
+
+        void send_control_impl(xeus::xmessage msg) override
+        {
+            pad_date(msg);
+            xeus::xserver_zmq::send_control_impl(std::move(msg));
+        }
+
         void send_stdin_impl(xeus::xmessage msg) override
         {
+            pad_date(msg);
             nl::json content = msg.content();
             if (msg.header().value("msg_type", "") == "input_request" && content.contains("pwd"))
             {
@@ -95,6 +111,25 @@ namespace xrpyc::compat
             xeus::xmessage fixed(msg.identities(), msg.header(), msg.parent_header(), msg.metadata(),
                                  std::move(content), std::move(msg).buffers());
             xeus::xserver_zmq::send_stdin_impl(std::move(fixed));
+        }
+
+        void publish_impl(xeus::xpub_message msg, xeus::channel c) override
+        {
+            pad_date(msg);
+            xeus::xserver_zmq::publish_impl(std::move(msg), c);
+        }
+
+        void start_impl(xeus::xpub_message msg) override
+        {
+            pad_date(msg);
+            xeus::xserver_zmq::start_impl(std::move(msg));
+        }
+
+    private:
+        // The message is ours (taken by value); only its accessor is const.
+        static void pad_date(const xeus::xmessage_base& msg)
+        {
+            wire::pad_date(const_cast<nl::json&>(msg.header()));
         }
     };
 #endif

@@ -79,6 +79,27 @@ namespace xrpyc::wire
         const EVP_MD* p_digest = nullptr;
     };
 
+    // xeus writes a header's microseconds without their leading zeros
+    // (".63593Z" for .063593 s, in every version up to 6.0.5), so clients read
+    // one message in ten up to 0.9 s off: pad them.
+    inline void pad_date(nl::json& header)
+    {
+        auto date = header.find("date");
+        if (date == header.end() || !date->is_string())
+        {
+            return;
+        }
+        std::string text = date->get<std::string>();
+        std::size_t dot = text.rfind('.');
+        std::size_t zone = text.find_first_of("Z+-", dot == std::string::npos ? 0 : dot);
+        if (dot == std::string::npos || zone == std::string::npos || zone - dot - 1 >= 6)
+        {
+            return;
+        }
+        text.insert(dot + 1, 6 - (zone - dot - 1), '0');
+        *date = std::move(text);
+    }
+
     // [identities..., "<IDS|MSG>", signature, header, parent_header,
     // metadata, content]; invalid UTF-8 in any of them is replaced (U+FFFD),
     // never thrown about. For IOPub, the topic is the one identity.
@@ -90,7 +111,9 @@ namespace xrpyc::wire
                                     const nl::json& content)
     {
         auto dump = [](const nl::json& j) { return j.dump(-1, ' ', false, nl::json::error_handler_t::replace); };
-        std::vector<std::string> parts = {dump(header), dump(parent_header), dump(metadata), dump(content)};
+        nl::json dated = header;
+        pad_date(dated);
+        std::vector<std::string> parts = {dump(dated), dump(parent_header), dump(metadata), dump(content)};
         zmq::multipart_t wire;
         for (const std::string& identity : identities)
         {
