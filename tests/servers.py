@@ -54,18 +54,24 @@ def start_announcing(
     """Start a server that prints `READY <url> ...` once it listens; returns it and that URL.
 
     Other lines before it are skipped; a server that exits or stays silent past `timeout` is stopped.
+    The pipe is read with os.read, not readline: a file object would buffer lines that select()
+    then no longer reports.
     """
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
     assert process.stdout is not None
+    fd = process.stdout.fileno()
     deadline = time.monotonic() + timeout
+    pending = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
-            line = process.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            if line.startswith("READY "):
-                return process, line.split()[1]
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line.startswith(b"READY "):
+                    return process, line.split()[1].decode()
     stop(process)
     raise RuntimeError(f"{command[0]} did not get ready")
 
