@@ -163,3 +163,24 @@ def test_message_dates_have_all_their_microseconds(
     assert len(dates) >= 400
     unpadded = [date for date in dates if not re.fullmatch(r"\S+T\d\d:\d\d:\d\d\.\d{6}Z", date)]
     assert not unpadded, unpadded[:5]
+
+
+def test_cells_queued_behind_an_error_are_aborted_with_a_status(shared_kernel: RunningKernel) -> None:
+    # Run All: the cells sent behind a failing one are aborted, each with a reply and the busy/idle
+    # status that clients wait for (xeus 2.4 published none: execute_interactive hung).
+    kc = shared_kernel.kc
+    failing = kc.execute("raise ValueError('stop here')")
+    queued = [kc.execute(f"ran_{i} = True") for i in range(3)]
+    replies = {}
+    while len(replies) < 4:
+        reply = kc.get_shell_msg(timeout=30)
+        replies[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
+    assert replies[failing] == "error"
+    assert {replies[msg_id] for msg_id in queued} <= {"error", "aborted"}
+    idle: set[str] = set()
+    while not set(queued) <= idle:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle.add(msg["parent_header"].get("msg_id"))
+    time.sleep(0.2)  # xeus aborts what arrives within 50 ms of the last abort
+    assert shared_kernel.run("'ran_0' in dir()").result == "False"

@@ -22,6 +22,7 @@
 
 #if XEUS_VERSION_MAJOR == 2
 #include "xeus/xmiddleware.hpp"
+#include "xeus/xguid.hpp"
 #include "xeus/xserver_zmq.hpp"
 #elif XEUS_VERSION_MAJOR >= 5
 #include "xeus-zmq/xmiddleware.hpp"
@@ -125,7 +126,35 @@ namespace xrpyc::compat
             xeus::xserver_zmq::start_impl(std::move(msg));
         }
 
+        // After an error with stop_on_error, xeus answers the requests queued
+        // behind it with an error reply but no busy/idle status, and clients
+        // wait for the idle one (jupyter_client's execute_interactive hangs,
+        // JupyterLab's cell futures never end): publish them around each
+        // reply, as ipykernel does.
+        void abort_queue_impl(const listener& reply, long polling_interval) override
+        {
+            xeus::xserver_zmq::abort_queue_impl(
+                [this, &reply](xeus::xmessage request) {
+                    nl::json parent = request.header();
+                    publish_status(parent, "busy");
+                    reply(std::move(request));
+                    publish_status(std::move(parent), "idle");
+                },
+                polling_interval);
+        }
+
     private:
+        void publish_status(nl::json parent, const char* state)
+        {
+            nl::json header = xeus::make_header("status", xeus::get_user_name(), m_session_id);
+            publish_impl(xeus::xpub_message("kernel_core.xrpyc.status", std::move(header), std::move(parent),
+                                            nl::json::object(), nl::json{{"execution_state", state}},
+                                            xeus::buffer_sequence()),
+                         xeus::channel::SHELL);
+        }
+
+        std::string m_session_id = xeus::new_xguid();
+
         // The message is ours (taken by value); only its accessor is const.
         static void pad_date(const xeus::xmessage_base& msg)
         {
