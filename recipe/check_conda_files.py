@@ -121,6 +121,13 @@ def main() -> int:
         or recipe["context"]["version"] != pyproject["project"]["version"]
     ):
         problems.append(f"recipe.yaml: version {recipe['context']['version']!r} is not pyproject.toml's")
+    for test in recipe.get("tests", []):
+        for line in test.get("script", []):
+            if not isinstance(line, str):  # an unquoted "A=:b: c" is a YAML mapping, not a command
+                problems.append(f"recipe.yaml: test script line {line!r} is not a string (quote it)")
+        for path in test.get("files", {}).get("source", []):
+            if not (ROOT / path).exists():
+                problems.append(f"recipe.yaml: test file {path} is not in the repository")
     print(
         f"environment.yml: {len(environment['dependencies'])} packages; recipe.yaml: "
         f"{len(requirements['host'])} host, {len(requirements['run'])} run requirements"
