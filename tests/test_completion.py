@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,6 +292,22 @@ def test_a_late_answer_is_dropped_and_the_next_cell_gets_its_own_reply(own_kerne
     finally:
         own_kernel.run("introspector.complete = original_complete")
     assert complete(own_kernel, "gre")["matches"] == ["greet"]
+
+
+def test_tab_never_waits_for_a_device_that_went_away(shared_kernel: RunningKernel) -> None:
+    """After $connect, the board disappears and its port answers nothing (as a dead host would, until
+    the 5 s connect timeout): Tab and Shift-Tab answer at once, empty; cells say what happened."""
+    with stock_rpyc_classic() as port:
+        shared_kernel.run(f'$connect("127.0.0.1:{port}")')
+        assert complete(shared_kernel, "isinst")["matches"] == ["isinstance"]
+    with socket.create_server(("127.0.0.1", port)):  # listens, never speaks
+        started = time.monotonic()
+        assert complete(shared_kernel, "isinst")["matches"] == []
+        assert inspect(shared_kernel, "len")["found"] is False
+        assert time.monotonic() - started < 1.0
+        assert shared_kernel.run("1", timeout=30).error["ename"] == "DeviceError"
+    shared_kernel.run("$disconnect()")
+    assert complete(shared_kernel, "isinst")["matches"] == ["isinstance"]  # the local default device
 
 
 # -- jedi ------------------------------------------------------------------------------------------

@@ -278,10 +278,22 @@ class Shell:
             return []
         return [{"source": "page", "data": mime_data(bundle), "start": 0}]
 
+    def _introspection_device(self) -> Device:
+        """The device for Tab and Shift-Tab: the connected one; connecting is left to cells.
+
+        Reaching a board that went away takes up to the connect timeout (5 s), too long for a
+        keystroke. Only the local default device is connected to here: it answers at once.
+        """
+        if self.device is not None and self.device.alive():
+            return self.device
+        if self.explicit or not self.address.is_loopback:
+            raise DeviceError("not connected; the next cell reconnects")
+        return self.ensure_device()
+
     def complete(self, code: str, cursor_pos: int) -> str:
         answer = None
         try:
-            answer = self.ensure_device().complete(code, cursor_pos)
+            answer = self._introspection_device().complete(code, cursor_pos)
         except (DeviceError, EOFError):
             pass  # no device, no names: an empty answer, never an error popup
         except Exception as error:  # a bug of ours on the device: still an answer
@@ -303,7 +315,7 @@ class Shell:
     def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str:
         bundle: tuple = ()
         try:
-            bundle = self.ensure_device().inspect(code, cursor_pos, detail_level)
+            bundle = self._introspection_device().inspect(code, cursor_pos, detail_level)
         except (DeviceError, EOFError):
             pass
         except Exception as error:  # a bug of ours on the device: still an answer
