@@ -49,12 +49,15 @@ def device_facts() -> tuple:
     return tuple(facts)
 
 
-def _size(n: float) -> str:
-    if n < 1024 ** 2:
-        return f"{n / 1024:.0f} KiB"
-    if n < 1024 ** 3:
-        return f"{n / 1024 ** 2:.1f} MiB"
-    return f"{n / 1024 ** 3:.1f} GiB"
+def byte_size(count: float) -> str:
+    """A number of bytes for people: "812 B", "3.4 MiB" (also the kernel's, for $upload and $download)."""
+    if count < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        count /= 1024
+        if count < 1024:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1024:.1f} TiB"
 
 
 def _read(path: str) -> str:
@@ -84,12 +87,12 @@ def _memory() -> str:
         key, _, value = line.partition(":")
         info[key] = int(value.split()[0]) * 1024
     available = info.get("MemAvailable", info.get("MemFree", 0))
-    return "{} available of {}".format(_size(available), _size(info["MemTotal"]))
+    return "{} available of {}".format(byte_size(available), byte_size(info["MemTotal"]))
 
 
 def _disk() -> str:
     usage = shutil.disk_usage(os.getcwd())
-    return f"{_size(usage.free)} free of {_size(usage.total)} (where the cells run: {os.getcwd()})"
+    return f"{byte_size(usage.free)} free of {byte_size(usage.total)} (where the cells run: {os.getcwd()})"
 
 
 def _temperature() -> str:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import devicefiles
 from .commands import CommandError
+from .devicefacts import byte_size
 from .session import DeviceError
 
 if TYPE_CHECKING:
@@ -369,18 +370,18 @@ class _Progress:
             fraction = 1.0
         many = len(t.items) != 1 or t.dirs
         files = f", {t.files_done}/{len(t.items)} files" if many else ""
-        amount = f"{_size(t.done)} / {_size(t.total)}"
+        amount = f"{byte_size(t.done)} / {byte_size(t.total)}"
         if state == "running":
             rate = t.done / elapsed
             eta = f", ETA {_duration((t.total - t.done) / rate)}" if rate > 0 else ""
-            text = f"{t.verb} {t.label}: {fraction:.0%} ({amount}{files}), {_size(rate)}/s{eta}"
+            text = f"{t.verb} {t.label}: {fraction:.0%} ({amount}{files}), {byte_size(rate)}/s{eta}"
         elif state == "done":
             skipped = (
                 f"; skipped {t.skipped} (links to directories, special files, names not in UTF-8)" if t.skipped else ""
             )
             text = (
-                f"{t.verb}ed {t.label}: 100% ({_size(t.total)}{files}) in {_duration(elapsed)} "
-                f"({_size(t.total / elapsed)}/s), SHA-256 verified{skipped}"
+                f"{t.verb}ed {t.label}: 100% ({byte_size(t.total)}{files}) in {_duration(elapsed)} "
+                f"({byte_size(t.total / elapsed)}/s), SHA-256 verified{skipped}"
             )
         else:  # interrupted, failed: the file in progress was removed
             text = f"{t.verb} {state} at {fraction:.0%} ({amount}{files}): {t.label}"
@@ -390,16 +391,6 @@ class _Progress:
             f'style="width: 16em; vertical-align: middle"></progress> {html.escape(text)}</div>'
         )
         return json.dumps({"text/plain": f"{bar} {text}", "text/html": page})
-
-
-def _size(count: float) -> str:
-    if count < 1024:
-        return f"{count:.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        count /= 1024
-        if count < 1024:
-            return f"{count:.1f} {unit}"
-    return f"{count / 1024:.1f} TiB"
 
 
 def _duration(seconds: float) -> str:
@@ -461,6 +452,6 @@ def list_directory(shell: Shell, path: str) -> None:
     lines = [f"{full}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}\n"]
     for name, is_dir, size, mtime in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime)) if mtime else "?"
-        shown = "" if is_dir else "?" if size < 0 else _size(size)
+        shown = "" if is_dir else "?" if size < 0 else byte_size(size)
         lines.append(f"  {when}  {shown:>10}  {name}{'/' if is_dir else ''}\n")
     shell.write("stdout", "".join(lines))
