@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -63,29 +64,25 @@ def _mjpeg_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def rtsp_server(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    missing = _rtsp_missing()
+def _fixture_server(program: Path, missing: str | None, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A fixture server on a free port: its process and URL (no trailing slash); skips when it cannot run."""
     if missing:
         pytest.skip(missing)
-    process, url = start_announcing([str(RTSP_SERVER), "--port", "0", *args], timeout=30)
-    url = url.rstrip("/")
+    process, url = start_announcing([str(program), "--port", "0", *args], timeout=30)
     try:
-        yield process, url
+        yield process, url.rstrip("/")
     finally:
         stop(process)
+
+
+def rtsp_server(*args: str) -> contextlib.AbstractContextManager[tuple[subprocess.Popen, str]]:
+    return _fixture_server(RTSP_SERVER, _rtsp_missing(), *args)
 
 
 @contextlib.contextmanager
 def mjpeg_server(*args: str) -> Iterator[str]:
-    missing = _mjpeg_missing()
-    if missing:
-        pytest.skip(missing)
-    process, url = start_announcing([str(MJPEG_SERVER), "--port", "0", *args], timeout=30)
-    url = url.rstrip("/")
-    try:
+    with _fixture_server(MJPEG_SERVER, _mjpeg_missing(), *args) as (_, url):
         yield url + "/"
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")
