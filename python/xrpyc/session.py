@@ -284,7 +284,14 @@ class Device:
     """A live connection to one device, with this kernel's agent on it."""
 
     def __init__(
-        self, address: Address, conn: Any, agent: Any, key: str, resumed: bool, credentials: Credentials
+        self,
+        address: Address,
+        conn: Any,
+        agent: Any,
+        helpers: Any,
+        key: str,
+        resumed: bool,
+        credentials: Credentials,
     ) -> None:
         self.address = address
         self.credentials = credentials
@@ -292,6 +299,9 @@ class Device:
         # True when the device still had this kernel's namespace (a reconnect).
         self.resumed = resumed
         self._conn = conn
+        # The device-side namespace the AGENT_SOURCES were compiled into:
+        # devicefiles.py's functions for transfer.py.
+        self.helpers = helpers
         self._run = agent.run  # looked up once: each cell is then one round trip
         self._agent = agent
         # Asynchronous, so that a device that answers late cannot freeze the editor.
@@ -299,9 +309,6 @@ class Device:
 
         self._complete = async_(agent.complete)
         self._inspect = async_(agent.inspect)
-        # The device-side namespace the AGENT_SOURCES were compiled into (set by
-        # connect): devicefiles.py's functions for transfer.py.
-        self.helpers: Any = None
         port = agent.video_port()
         host = f"[{address.host}]" if ":" in address.host else address.host
         # The device's MJPEG live view (MaixPy3's display.show), if it serves one.
@@ -351,9 +358,7 @@ class Device:
             raise
         # Cells may run for hours: wait for them as long as they take.
         conn._config["sync_request_timeout"] = None
-        device = cls(address, conn, agent, key, resumed, credentials)
-        device.helpers = namespace
-        return device
+        return cls(address, conn, agent, namespace, key, resumed, credentials)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
