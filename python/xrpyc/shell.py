@@ -14,6 +14,7 @@ import io
 import json
 import sys
 import threading
+import tokenize
 import traceback
 import uuid
 from typing import Any
@@ -346,7 +347,7 @@ class Shell:
         # The device's Python decides when one is connected (a board's 3.6
         # has no `match`); asking costs a round trip, connecting would cost
         # seconds, so an idle kernel without a device answers for itself.
-        if self.device is not None and self._busy is None:
+        if self.device is not None:
             try:
                 return str(self.device.is_complete(text))
             except Exception:  # the device went away: the local parser answers
@@ -387,21 +388,19 @@ def _next_indent(text: str) -> str:
 
 def _last_statement_indented(text: str) -> bool:
     """True when the last statement is inside a block (not a bracket's continuation line)."""
-    import tokenize
-
     column, at_start = 0, True
     try:
         for token in tokenize.generate_tokens(io.StringIO(text).readline):
             if token.type == tokenize.NEWLINE:
                 at_start = True
-            elif tokenize.tok_name[token.type] not in _LAYOUT_TOKENS and at_start:
+            elif token.type not in _LAYOUT_TOKENS and at_start:
                 column, at_start = token.start[1], False
     except (tokenize.TokenError, SyntaxError):
         return False
     return column > 0
 
 
-_LAYOUT_TOKENS = frozenset({"NL", "COMMENT", "INDENT", "DEDENT", "ENDMARKER"})
+_LAYOUT_TOKENS = frozenset({tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER})
 
 
 def _ends_with_blank_line(code: str) -> bool:
