@@ -105,15 +105,14 @@ namespace xrpyc::wire
     // never thrown about. For IOPub, the topic is the one identity.
     inline zmq::multipart_t message(const std::vector<std::string>& identities,
                                     const signer& auth,
-                                    const nl::json& header,
+                                    nl::json header,
                                     const nl::json& parent_header,
                                     const nl::json& metadata,
                                     const nl::json& content)
     {
         auto dump = [](const nl::json& j) { return j.dump(-1, ' ', false, nl::json::error_handler_t::replace); };
-        nl::json dated = header;
-        pad_date(dated);
-        std::vector<std::string> parts = {dump(dated), dump(parent_header), dump(metadata), dump(content)};
+        pad_date(header);
+        std::vector<std::string> parts = {dump(header), dump(parent_header), dump(metadata), dump(content)};
         zmq::multipart_t wire;
         for (const std::string& identity : identities)
         {
