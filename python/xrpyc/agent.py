@@ -70,6 +70,7 @@ def _without_waiting(send: Callable[[Chunks], Any]) -> Callable[[Chunks], Any]:
     """
     try:
         import rpyc
+
         return rpyc.async_(send)
     except (ImportError, TypeError):  # not a netref: the agent runs in-process (unit tests)
         return send
@@ -212,6 +213,7 @@ def _install_input() -> None:
     if getattr(builtins.input, "_xrpyc", False):
         return
     import getpass as getpass_module
+
     console_input, console_getpass = builtins.input, getpass_module.getpass
 
     def input(prompt: Any = "") -> str:
@@ -254,6 +256,7 @@ def display(*objs: Any, display_id: Any = None, update: bool = False) -> Optiona
     """IPython's display(), on the device: rich output in the running cell's output."""
     if display_id is True:
         import uuid
+
         display_id = uuid.uuid4().hex
     for obj in objs:
         _post_bundle(mime_bundle(obj), display_id, update)
@@ -288,6 +291,7 @@ def _registry() -> Dict[str, "Agent"]:
     module = sys.modules.get(REGISTRY_MODULE)
     if module is None:
         import types
+
         module = types.ModuleType(REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key")
         module.agents = {}
         module = sys.modules.setdefault(REGISTRY_MODULE, module)
@@ -308,6 +312,7 @@ def attach(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -
 def _async_raise(ident: int, exc: Optional[type]) -> None:
     """Raise `exc` in thread `ident` at its next bytecode; None cancels a pending one."""
     import ctypes
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc) if exc else None)
 
 
@@ -489,6 +494,7 @@ class Agent:
 def code_status(code: str) -> str:
     """is_complete for this Python: "complete", "incomplete", "invalid" or "unknown"."""
     import codeop
+
     try:
         compiled = codeop.compile_command(code, "<cell>", "exec")
     except (SyntaxError, ValueError, OverflowError, UnicodeError):
@@ -505,5 +511,5 @@ def _ends_with_semicolon(code: str, node: ast.AST) -> bool:
         return False
     line = code.splitlines()[end_line - 1].encode("utf-8")
     # end_col_offset counts UTF-8 bytes, not characters.
-    rest = line[node.end_col_offset:].decode("utf-8", "replace")
+    rest = line[node.end_col_offset :].decode("utf-8", "replace")
     return rest.lstrip().startswith(";")

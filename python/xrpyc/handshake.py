@@ -1,10 +1,15 @@
 """The few lines an xrpyc-device and a kernel exchange before rpyc starts.
 
 A device that requires a token challenges each connection, and a device at
-its connection limit says so, with one text line; the kernel answers with an
-HMAC of the nonce, so the token itself never crosses the network (TLS or not).
-Stock rpyc servers and MaixPy3 boards send nothing: the kernel then speaks
-rpyc at once.
+its connection limit says so, with one text line. Both sides then prove they
+know the token, each with an HMAC of a nonce the other chose: the token itself
+never crosses the network (TLS or not), a device cannot learn it by asking,
+and a kernel knows it reached the device it holds a token for, not a process
+that merely listens on its port. Stock rpyc servers and MaixPy3 boards send
+nothing: the kernel then speaks rpyc at once.
+
+Every read has a deadline (an absolute time.monotonic() value): a peer that
+trickles one byte at a time cannot hold the other side for longer.
 """
 
 from __future__ import annotations
@@ -13,25 +18,36 @@ import hashlib
 import hmac
 import secrets
 import socket
+import time
 
-AUTH = b"XRPYC-AUTH1 "
-OK = b"XRPYC-OK\n"
+AUTH = b"XRPYC-AUTH2 "
+OK = b"XRPYC-OK "
 DENIED = b"XRPYC-DENIED\n"
 BUSY = b"XRPYC-BUSY "
 MAX_LINE = 256
 
 
 class HandshakeError(Exception):
-    """The device refused this kernel; the message is for users."""
+    """The device refused this kernel, or failed to prove it holds the token; the message is for users."""
 
 
-def _digest(token: str, nonce: bytes) -> bytes:
-    return hmac.new(token.encode("utf-8"), nonce, hashlib.sha256).hexdigest().encode("ascii")
+def _digest(token: str, role: bytes, nonce: bytes) -> bytes:
+    # The role keeps a proof made by one side from being replayed as the other's.
+    return hmac.new(token.encode("utf-8"), role + b":" + nonce, hashlib.sha256).hexdigest().encode("ascii")
 
 
-def _readline(sock: socket.socket) -> bytes:
+def _nonce() -> bytes:
+    return secrets.token_hex(16).encode("ascii")
+
+
+def readline(sock: socket.socket, deadline: float) -> bytes:
+    """One line (at most MAX_LINE bytes), or what came before the peer closed or the deadline passed."""
     line = b""
     while not line.endswith(b"\n") and len(line) < MAX_LINE:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("the peer did not finish its line in time")
+        sock.settimeout(remaining)
         chunk = sock.recv(1)  # byte by byte: what follows the line belongs to rpyc
         if not chunk:
             break
@@ -39,44 +55,69 @@ def _readline(sock: socket.socket) -> bytes:
     return line
 
 
-def challenge(sock: socket.socket, token: str) -> bool:
-    """Device side: True when the peer proves it knows `token` (compared in constant time)."""
-    nonce = secrets.token_hex(16).encode("ascii")
+def challenge(sock: socket.socket, token: str, deadline: float) -> bytes | None:
+    """Device side: the peer's nonce when it proves it knows `token` (compared in constant time), else None.
+
+    The device then proves itself with `welcome`, or turns the peer away (`deny`, `busy`).
+    HandshakeError when the peer sent no proof at all (an rpyc client without a token).
+    """
+    nonce = _nonce()
     sock.sendall(AUTH + nonce + b"\n")
-    answer = _readline(sock).strip()
-    accepted = hmac.compare_digest(answer, _digest(token, nonce))
-    sock.sendall(OK if accepted else DENIED)
-    return accepted
+    proof, _, kernel_nonce = readline(sock, deadline).strip().partition(b" ")
+    if len(proof) != 64 or not kernel_nonce:
+        raise HandshakeError("the peer sent no token proof")
+    if not hmac.compare_digest(proof, _digest(token, b"kernel", nonce)):
+        return None
+    return kernel_nonce[:64]
 
 
-def busy(sock: socket.socket, limit: int) -> None:
-    """Device side: turn a connection away, saying why."""
-    sock.sendall(BUSY + f"the device already serves {limit} connections\n".encode("ascii"))
+def welcome(sock: socket.socket, token: str, kernel_nonce: bytes) -> None:
+    """Device side: accept a peer that proved itself, proving in turn that this device holds the token."""
+    sock.sendall(OK + _digest(token, b"device", kernel_nonce) + b"\n")
 
 
-def answer(sock: socket.socket, token: str) -> None:
-    """Kernel side: prove we know `token`, or raise HandshakeError."""
-    line = _readline(sock)
+def deny(sock: socket.socket) -> None:
+    """Device side: tell a peer its proof was wrong."""
+    sock.sendall(DENIED)
+
+
+def busy(sock: socket.socket, reason: str) -> None:
+    """Device side: turn a connection away, saying why (one line, ASCII)."""
+    sock.sendall(BUSY + reason.encode("ascii", "replace") + b"\n")
+
+
+def answer(sock: socket.socket, token: str, deadline: float, challenge_by: float) -> None:
+    """Kernel side: prove we know `token` and check that the device does too, or raise HandshakeError.
+
+    socket.timeout when the device sends no challenge by `challenge_by`, or does not finish by `deadline`.
+    """
+    line = readline(sock, challenge_by)
     refused = explain(line)
     if refused and not line.startswith(AUTH):
         raise HandshakeError(refused)
     if not line.startswith(AUTH):
+        raise HandshakeError(f"the device sent {line[:40]!r} instead of a token challenge: it is not an xrpyc-device")
+    nonce = _nonce()
+    sock.sendall(_digest(token, b"kernel", line[len(AUTH) :].strip()) + b" " + nonce + b"\n")
+    reply = readline(sock, deadline)
+    if reply.startswith(DENIED) or reply.startswith(BUSY):
+        raise HandshakeError(explain(reply) or "the device refused the token")
+    if not (reply.startswith(OK) and hmac.compare_digest(reply[len(OK) :].strip(), _digest(token, b"device", nonce))):
         raise HandshakeError(
-            "the device did not ask for a token: it is not an xrpyc-device with --token "
-            "(a stock rpyc server or a MaixPy3 board takes none; connect without one)"
+            "the device accepted this kernel's token but could not prove it holds the same token: "
+            "it is not the device the token is for"
         )
-    sock.sendall(_digest(token, line[len(AUTH) :].strip()) + b"\n")
-    if _readline(sock) != OK:
-        raise HandshakeError("the device refused the token (a wrong token, or one for another device)")
 
 
 def explain(first_bytes: bytes) -> str | None:
-    """What a device meant by the first bytes it sent to a kernel that sent no token."""
+    """What a device meant by the first bytes it sent to a kernel."""
     if first_bytes.startswith(AUTH):
         return (
             "the device requires a token: $connect(host, token=...), XRPYC_TOKEN, or the devices "
             "file in Jupyter's config dir (see README: Security)"
         )
+    if first_bytes.startswith(DENIED):
+        return "the device refused the token (a wrong token, or one for another device)"
     if first_bytes.startswith(BUSY):
         reason = first_bytes[len(BUSY) :].decode("ascii", "replace").strip()
         return f"the device is busy: {reason}"

@@ -120,9 +120,7 @@ class History:
 
     # -- storage ---------------------------------------------------------------
 
-    def _select(
-        self, where: str, args: tuple, output: bool, limit: int = 0, ascending: bool = False
-    ) -> list[tuple]:
+    def _select(self, where: str, args: tuple, output: bool, limit: int = 0, ascending: bool = False) -> list[tuple]:
         db = self._open()
         columns = "h.session, h.line, h.source_raw" + (", o.output" if output else "")
         join = " LEFT JOIN output_history o ON o.session = h.session AND o.line = h.line" if output else ""

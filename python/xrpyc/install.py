@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=KERNEL_NAME, help="kernelspec name (default: %(default)s)")
     parser.add_argument("--display-name", default=None, help="name shown in the kernel picker (default: the name)")
     parser.add_argument(
-        "--env", action="append", type=_env_pair, default=[], metavar="NAME=VALUE",
+        "--env",
+        action="append",
+        type=_env_pair,
+        default=[],
+        metavar="NAME=VALUE",
         help="environment of the kernel, e.g. XRPYC_DEVICE=192.168.1.23 (repeatable)",
     )
     parser.add_argument("--uninstall", action="store_true", help="remove the kernelspec NAME instead")

@@ -122,6 +122,7 @@ class Introspector:
         if self._jedi is None:
             try:
                 import jedi
+
                 # jedi is not thread-safe, and all kernels on the device share its process:
                 # one lock for all, and a request that finds it taken does without jedi.
                 vars(jedi).setdefault("_xrpyc_lock", threading.Lock())
@@ -232,6 +233,7 @@ class Introspector:
         """Submodules of package `name`, and its other names unless `modules_only`; imports it, as IPython does."""
         import importlib
         import pkgutil
+
         try:
             module = importlib.import_module(name)
         except BaseException:  # anything an import can raise, SystemExit included
@@ -251,6 +253,7 @@ class Introspector:
         if cached is not None and cached[0] == key and time.monotonic() - cached[1] < INTRO_MODULES_TTL:
             return cached[2]
         import pkgutil
+
         names = set(sys.builtin_module_names)
         names.update(info[1] for info in pkgutil.iter_modules())
         self._modules = (key, time.monotonic(), sorted(names))
@@ -574,9 +577,7 @@ def intro_keywords(function: Any, prefix: str, start: int) -> List[IntroEntry]:
         return []
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [
-        [start, p.name + "=", "param", None, ""]
-        for p in parameters
-        if p.kind in kinds and intro_shown(p.name, prefix)
+        [start, p.name + "=", "param", None, ""] for p in parameters if p.kind in kinds and intro_shown(p.name, prefix)
     ]
 
 
@@ -665,9 +666,7 @@ def intro_jedi_signature(completion: Any) -> Callable[[], str]:
 # -- descriptions ------------------------------------------------------------------
 
 
-def intro_describe(
-    obj: Any, name: str, detail: int, cell_origin: Callable[[Any], Optional[Tuple[str, str]]]
-) -> str:
+def intro_describe(obj: Any, name: str, detail: int, cell_origin: Callable[[Any], Optional[Tuple[str, str]]]) -> str:
     """What IPython's `obj?` (detail 0) or `obj??` (detail 1, with the source) says about a live object.
 
     `cell_origin` finds what the cells defined: for those, the device's own

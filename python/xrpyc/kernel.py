@@ -52,8 +52,15 @@ class Kernel:
             raise ValueError(f"unknown history operation {operation!r}")
         return getattr(self.history_store, operation)(*args)
 
-    def execute(self, execution_count: int, code: str, silent: bool, store_history: bool,
-                user_expressions: str, allow_stdin: bool) -> str:
+    def execute(
+        self,
+        execution_count: int,
+        code: str,
+        silent: bool,
+        store_history: bool,
+        user_expressions: str,
+        allow_stdin: bool,
+    ) -> str:
         return self.shell.execute(execution_count, code, silent, store_history, user_expressions, allow_stdin)
 
     def complete(self, code: str, cursor_pos: int) -> str:

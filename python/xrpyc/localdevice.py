@@ -1,12 +1,17 @@
 """A private `xrpyc-device` process, started when the local default device is not running.
 
 It listens on a free loopback port, lives as long as the kernel (it also dies
-with it: PR_SET_PDEATHSIG) and is stopped at kernel shutdown.
+with it: PR_SET_PDEATHSIG) and is stopped at kernel shutdown. It requires a
+random token that only this kernel knows (handed over in its environment,
+which other users cannot read): on a shared host, other users can reach its
+port but not run code in it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import secrets
 import select
 import signal
 import subprocess
@@ -14,6 +19,7 @@ import sys
 import threading
 import time
 
+from .security import Credentials
 from .session import Address, DeviceError
 
 READY_TIMEOUT = 15.0
@@ -33,14 +39,17 @@ def _child_setup() -> None:
 class PrivateDevice:
     """An `xrpyc-device` subprocess owned by this kernel."""
 
-    def __init__(self, process: subprocess.Popen, address: Address) -> None:
+    def __init__(self, process: subprocess.Popen, address: Address, token: str) -> None:
         self.process = process
         self.address = address
+        self.credentials = Credentials(token=token)
 
     @classmethod
     def start(cls) -> PrivateDevice:
+        token = secrets.token_urlsafe(32)
         process = subprocess.Popen(
             [sys.executable, "-m", "xrpyc.device", "--host", "127.0.0.1", "--port", "0", "--mjpeg-port", "auto"],
+            env={**os.environ, "XRPYC_TOKEN": token},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             bufsize=0,  # unbuffered: select() below must see every line not yet read
@@ -66,7 +75,7 @@ class PrivateDevice:
             raise DeviceError(f"could not start a private xrpyc-device (it said {line!r})")
         # Keep reading its console so that a chatty device never blocks on a full pipe.
         threading.Thread(target=_forward, args=(process.stdout,), daemon=True).start()
-        return cls(process, Address.parse(words[1][len("rpyc://") :]))
+        return cls(process, Address.parse(words[1][len("rpyc://") :]), token)
 
     @property
     def running(self) -> bool:

@@ -67,6 +67,7 @@ def _portable(data: Any) -> Any:
     if isinstance(data, bytearray):
         return bytes(data)
     import json
+
     return json.dumps(data)
 
 
@@ -139,6 +140,7 @@ def _maix_image(image: Any) -> Tuple[str, bytes]:
         image = image.copy()
         image.convert("RGB")
     from PIL import Image
+
     return encode_image(Image.frombytes(image.mode, (image.width, image.height), image.tobytes()))
 
 
@@ -170,6 +172,7 @@ class _InlineBackendFinder:
         if name != INLINE_BACKEND:
             return None
         import importlib.util
+
         return importlib.util.spec_from_loader(name, self)
 
     def create_module(self, spec: Any) -> None:
@@ -177,6 +180,7 @@ class _InlineBackendFinder:
 
     def exec_module(self, module: Any) -> None:
         from matplotlib.backends import backend_agg
+
         module.FigureCanvas = backend_agg.FigureCanvasAgg
         module.show = self.show
 
@@ -200,6 +204,7 @@ def open_figures() -> List[Any]:
     if "matplotlib.pyplot" not in sys.modules:
         return []
     from matplotlib._pylab_helpers import Gcf  # what plt.get_fignums() reads, without making one current
+
     return [manager.canvas.figure for manager in Gcf.get_all_fig_managers()]
 
 

@@ -15,12 +15,12 @@ how a server answers the first request (see `is_rpyc5_peer`).
 
 from __future__ import annotations
 
-from rpyc.core.channel import Channel
+from .channel import BoundedChannel
 
 _TUP2, _TUP3, _IMM0 = 0x11, 0x12, 0x50  # brine's TAG_TUP2, TAG_TUP3 and small-int base
 
 
-class Rpyc5Channel(Channel):
+class Rpyc5Channel(BoundedChannel):
     """A channel whose peer speaks rpyc 5.x framing."""
 
     def send(self, data: bytes) -> None:

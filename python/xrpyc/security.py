@@ -62,12 +62,13 @@ def lookup(address: Address, token: str | None = None, tls: bool | str | None = 
     """Credentials for `address`: explicit arguments first, then XRPYC_TOKEN, then the devices file.
 
     `tls` may be True, or the path of a certificate to trust (a device's self-signed one).
+    `token=""` says this device takes no token, whatever XRPYC_TOKEN or the file say.
     """
     entry = _entry(address)
     use_tls = entry.get("tls", False) if tls is None else bool(tls)
     cafile = tls if isinstance(tls, str) else entry.get("cafile")
     return Credentials(
-        token=token or os.environ.get("XRPYC_TOKEN") or entry.get("token"),
+        token=token if token is not None else os.environ.get("XRPYC_TOKEN") or entry.get("token"),
         tls=bool(use_tls or cafile),
         cafile=cafile,
         certfile=entry.get("certfile"),

@@ -12,9 +12,13 @@ import os
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .channel import OversizedFrame
+from .deadline import Attempt, Cancelled
+from .loopback import is_loopback
 from .security import Credentials, lookup
 
 DEFAULT_PORT = 18812
@@ -31,6 +35,9 @@ INSPECT_BUDGET = 1.0
 HELP_BUDGET = 5.0  # for `name?` in a cell: the user waits for it
 REPLY_MARGIN = 0.1
 CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
+# Stages of a connection attempt after the TCP connection, named in timeout messages.
+RPYC_HANDSHAKE, INSTALLING = "rpyc handshake", "installing the agent"
+MAX_FRAME = 256 * 1024 * 1024  # bytes of one message from a device once connected (1 MiB while connecting)
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call Python cannot "
     "interrupt (time.sleep, a socket read, ...). It stops at its next Python instruction. The kernel let go "
@@ -88,7 +95,7 @@ class Address:
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+        return is_loopback(self.host)
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -136,29 +143,34 @@ def _agent_source() -> str:
 _RPYC5_DEVICES: set[Address] = set()
 
 
-def _open(address: Address, timeout: float, credentials: Credentials) -> Any:
-    """A classic rpyc connection to `address` (rpyc 6.x or 5.x), or DeviceError saying why not."""
-    from rpyc.core.channel import Channel
+def _open(address: Address, attempt: Attempt, credentials: Credentials) -> Any:
+    """A classic rpyc connection to `address` (rpyc 6.x or 5.x) within the attempt, or DeviceError saying why not.
+
+    Cancelled when the attempt is interrupted.
+    """
     from rpyc.utils.factory import connect_channel
 
+    from .channel import BoundedChannel
     from .rpyc5 import Rpyc5Channel, is_rpyc5_peer
 
     while True:
         rpyc5 = address in _RPYC5_DEVICES
-        stream = _open_socket(address, timeout, credentials)
-        channel = Rpyc5Channel(stream) if rpyc5 else Channel(stream)
+        stream = _open_socket(address, attempt, credentials)
+        channel = Rpyc5Channel(stream) if rpyc5 else BoundedChannel(stream)
+        attempt.stage = RPYC_HANDSHAKE
         try:
-            # The timeout covers the first request (GETROOT), which a silent
-            # non-rpyc service would otherwise leave waiting for 30 s.
-            conn = connect_channel(channel, _kernel_service(), config={"sync_request_timeout": timeout})
+            # The attempt's deadline covers the first request (GETROOT), which a
+            # silent or chatty non-rpyc service would otherwise leave waiting.
+            conn = connect_channel(channel, _kernel_service(), config={"sync_request_timeout": attempt.remaining()})
             _disable_nagle(conn, stream)
             return conn
         except Exception as error:
             stream.close()
+            attempt.check()
             if not rpyc5 and is_rpyc5_peer(error):
                 _RPYC5_DEVICES.add(address)
                 continue
-            refusal = None if credentials.token else _refusal(address, timeout, credentials)
+            refusal = None if credentials.token else _refusal(address, attempt, credentials)
             raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
 
 
@@ -180,84 +192,120 @@ def _kernel_service() -> type:
     return KernelService
 
 
-def _open_socket(address: Address, timeout: float, credentials: Credentials) -> Any:
+def _open_socket(address: Address, attempt: Attempt, credentials: Credentials) -> Any:
     """A connected stream, with TLS and the token exchange done when the credentials ask."""
     from rpyc.core.stream import SocketStream
 
-    sock = _connect(address, timeout, credentials)
+    sock = _connect(address, attempt, credentials)
     if credentials.token:
-        _prove_token(sock, address, credentials.token, timeout)
+        _prove_token(sock, address, credentials.token, attempt)
     sock.settimeout(None)
     _bound_link_failures(sock)
     return SocketStream(sock)
 
 
-def _connect(address: Address, timeout: float, credentials: Credentials) -> socket.socket:
+def _resolve(address: Address, attempt: Attempt) -> list[tuple]:
     try:
-        sock = socket.create_connection((address.host, address.port), timeout=timeout)
+        # In a helper thread: getaddrinfo cannot be woken, and a silent name server keeps it 10 s and more.
+        return attempt.run(
+            "name lookup",
+            lambda: socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM),
+        )
     except (socket.gaierror, UnicodeError):  # UnicodeError: not a valid name at all ("192.168..1")
         raise DeviceError(f"cannot resolve host name {address.host!r}") from None
-    except ConnectionRefusedError:
-        raise DeviceRefused(
-            f"nothing listens on {address} (connection refused): is the device's rpyc server running?"
-        ) from None
-    except socket.timeout:
-        raise DeviceError(f"no answer from {address} within {timeout:g} s") from None
-    except OSError as error:
-        raise DeviceError(f"cannot connect to {address}: {error.strerror or error}") from None
+    except TimeoutError:
+        raise DeviceError(f"{address}: {attempt.timed_out()}") from None
+
+
+def _connect(address: Address, attempt: Attempt, credentials: Credentials) -> socket.socket:
+    infos = _resolve(address, attempt)
+    attempt.stage = "TCP connect"
+    failure: OSError = OSError("no address")
+    for family, kind, proto, _, sockaddr in infos:
+        sock = attempt.watch(socket.socket(family, kind, proto))
+        try:
+            sock.settimeout(attempt.remaining())
+            sock.connect(sockaddr)
+            break
+        except OSError as error:
+            sock.close()
+            attempt.check()
+            failure = error
+    else:
+        if isinstance(failure, ConnectionRefusedError):
+            raise DeviceRefused(
+                f"nothing listens on {address} (connection refused): is the device's rpyc server running?"
+            )
+        if isinstance(failure, socket.timeout):
+            raise DeviceError(f"{address}: {attempt.timed_out()}")
+        raise DeviceError(f"cannot connect to {address}: {failure.strerror or failure}")
     if not credentials.tls:
         return sock
     import ssl
 
+    attempt.stage = "TLS handshake"
     try:
-        return credentials.client_context().wrap_socket(sock, server_hostname=address.host)
+        sock.settimeout(attempt.remaining())
+        return attempt.watch(credentials.client_context().wrap_socket(sock, server_hostname=address.host))
     except ssl.SSLCertVerificationError as error:
         sock.close()
         raise DeviceError(f"{address}: the device's certificate is not trusted ({error.verify_message})") from None
     except (ssl.SSLError, OSError) as error:
         sock.close()
+        attempt.check()
         raise DeviceError(f"{address}: TLS failed ({error}); does the device serve TLS (--certfile)?") from None
 
 
-def _prove_token(sock: socket.socket, address: Address, token: str, timeout: float) -> None:
+def _prove_token(sock: socket.socket, address: Address, token: str, attempt: Attempt) -> None:
     from .handshake import HandshakeError, answer
 
-    # A device that wants a token asks at once; one that sends nothing (a
-    # stock server, with XRPYC_TOKEN set for others) is spoken to without.
-    sock.settimeout(min(timeout, CHALLENGE_WAIT))
+    # A device that wants a token asks at once. One that sends nothing is
+    # not the device this token is for (a stock server, or something else
+    # listening there): it would get the cells without proving anything.
+    attempt.stage = "token exchange"
     try:
-        answer(sock, token)
+        answer(sock, token, attempt.deadline, min(attempt.deadline, time.monotonic() + CHALLENGE_WAIT))
     except socket.timeout:
-        print(f"xrpyc: {address} did not ask for a token; connecting without one", file=sys.stderr)
+        sock.close()
+        attempt.check()
+        raise DeviceError(
+            f"{address} did not ask for the token this kernel has for it: it is not an xrpyc-device with "
+            f'that token (a stock rpyc server or a MaixPy3 board takes none: $connect("{address}", token=""))'
+        ) from None
     except HandshakeError as error:
         sock.close()
         raise DeviceError(f"{address}: {error}") from None
     except OSError as error:
         sock.close()
+        attempt.check()
         raise DeviceError(f"{address}: the connection closed during the token exchange ({error})") from None
 
 
-def _refusal(address: Address, timeout: float, credentials: Credentials) -> str | None:
+def _refusal(address: Address, attempt: Attempt, credentials: Credentials) -> str | None:
     """Why an xrpyc-device turned us away, if it did (it says so in its first bytes)."""
-    from .handshake import explain
+    from .handshake import explain, readline
 
     try:
-        sock = _connect(address, timeout, credentials)
+        sock = _connect(address, attempt, credentials)
     except DeviceError:
         return None
     try:
-        sock.settimeout(CHALLENGE_WAIT)
-        return explain(sock.recv(64))
+        return explain(readline(sock, min(attempt.deadline, time.monotonic() + CHALLENGE_WAIT)))
     except OSError:
         return None
     finally:
         sock.close()
 
 
-def _not_rpyc(address: Address, error: BaseException) -> DeviceError:
+def _not_rpyc(address: Address, error: BaseException | str) -> DeviceError:
     import rpyc
 
-    reason = "no answer" if isinstance(error, TimeoutError) else f"{type(error).__name__}: {error}"
+    if isinstance(error, str):
+        reason = error
+    elif isinstance(error, (TimeoutError, OversizedFrame)):
+        reason = str(error) or "no answer"
+    else:
+        reason = f"{type(error).__name__}: {error}"
     return DeviceError(
         f"{address} accepted the connection but does not answer as an rpyc classic server ({reason}). "
         f"Is another service on that port? This kernel speaks rpyc 5.x and {rpyc.__version__}; "
@@ -335,28 +383,45 @@ class Device:
         timeout: float = DEFAULT_TIMEOUT,
         credentials: Credentials | None = None,
         on_input: AskInput | None = None,
+        attempt: Attempt | None = None,
     ) -> Device:
         """Connect and attach to kernel `key`'s agent on the device (created if new).
 
-        Credentials default to what XRPYC_TOKEN and the devices file say (security.py).
+        Every stage shares one deadline, `timeout` seconds (or `attempt`'s,
+        which another thread may cancel: then KeyboardInterrupt). Credentials
+        default to what XRPYC_TOKEN and the devices file say (security.py).
         """
         if credentials is None:
             try:
                 credentials = lookup(address)
             except ValueError as error:
                 raise DeviceError(str(error)) from None
-        conn = _open(address, timeout, credentials)
+        attempt = attempt or Attempt(timeout)
         try:
-            namespace = conn.builtins.dict()
-            conn.builtins.exec(conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec"), namespace)
-            agent, resumed = namespace["attach"](key, on_output, on_input)
-        except (EOFError, ConnectionError, TimeoutError) as error:
-            conn.close()
-            raise _not_rpyc(address, error) from None
-        except BaseException:  # KeyboardInterrupt too: never leave a half-made connection
-            conn.close()
-            raise
-        # Cells may run for hours: wait for them as long as they take.
+            conn = _open(address, attempt, credentials)
+            try:
+                attempt.stage = INSTALLING
+                namespace = conn.builtins.dict()
+                conn.builtins.exec(conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec"), namespace)
+                agent, resumed = namespace["attach"](key, on_output, on_input)
+                attempt.check()
+            except BaseException as error:  # KeyboardInterrupt too: never leave a half-made connection
+                conn.close()
+                attempt.check()
+                if isinstance(error, (EOFError, ConnectionError, TimeoutError)):
+                    raise _not_rpyc(address, error) from None
+                raise
+        except Cancelled:
+            raise KeyboardInterrupt from None
+        except TimeoutError:
+            if attempt.stage in (RPYC_HANDSHAKE, INSTALLING):
+                raise _not_rpyc(address, attempt.timed_out()) from None
+            raise DeviceError(f"{address}: {attempt.timed_out()}") from None
+        finally:
+            attempt.finish()
+        # Larger answers than during the set-up may come now (images, file chunks), and
+        # cells may run for hours: wait for them as long as they take.
+        conn._channel.limit = MAX_FRAME
         conn._config["sync_request_timeout"] = None
         return cls(address, conn, agent, namespace, key, resumed, credentials)
 
@@ -372,7 +437,9 @@ class Device:
         self.idle.clear()
         try:
             result = self._run(code, filename)
-        except EOFError:
+        except EOFError as error:
+            if isinstance(error, OversizedFrame):
+                raise DeviceError(f"{self.address} sent more than the kernel takes in one message: {error}") from None
             if self._abandoned:
                 raise CellError("KeyboardInterrupt", BLOCKED, ["KeyboardInterrupt: " + BLOCKED]) from None
             raise DeviceError(f"the connection to {self.address} was lost while the cell ran") from None
@@ -385,7 +452,11 @@ class Device:
 
     def _open_control(self) -> None:
         try:
-            control = _open(self.address, DEFAULT_TIMEOUT, self.credentials)
+            attempt = Attempt(DEFAULT_TIMEOUT)
+            try:
+                control = _open(self.address, attempt, self.credentials)
+            finally:
+                attempt.finish()
             self._interrupt_remote = control.eval(
                 f"__import__('sys').modules['{REGISTRY_MODULE}'].agents[{self.key!r}].interrupt"
             )

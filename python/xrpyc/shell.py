@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import sys
 import threading
 import tokenize
@@ -22,9 +23,11 @@ from typing import Any
 from . import commands
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
+from .deadline import Attempt
 from .history import History
 from .localdevice import PrivateDevice
-from .security import Credentials
+from .loopback import listener_uids, owner_name
+from .security import Credentials, lookup
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 from .videoviews import VideoViews
 
@@ -64,6 +67,8 @@ class Shell:
         self._known: set[Address] = set()
         # The device running the current cell, for interrupt().
         self._busy: Device | None = None
+        # The connection attempt in progress, which an interrupt ends.
+        self._connecting: Attempt | None = None
         # input() on the device: whether the frontend can answer, whether it
         # is being asked, and the answer an interrupt sends to end the wait.
         self._allow_stdin = False
@@ -132,14 +137,30 @@ class Shell:
             self.device = None
 
     def _connect_current(self) -> Device:
+        first = not self._known
         try:
-            device = self._open_device(self.address, self.key, credentials=self.credentials)
+            credentials = self.credentials or lookup(self.address)
+        except ValueError as error:
+            raise DeviceError(str(error)) from None
+        stranger = None if self.explicit or credentials.token else _stranger_listening(self.address)
+        try:
+            if stranger is not None:
+                if os.environ.get("XRPYC_DEVICE"):
+                    raise DeviceError(
+                        f"{self.address} is served by another user ({stranger}): your cells do not go there. "
+                        "If it is yours to use, give its token (XRPYC_TOKEN) or $connect to it explicitly."
+                    )
+                raise DeviceRefused(f"{self.address} is served by another user ({stranger})")
+            device = self._open_device(self.address, self.key, credentials=credentials)
         except DeviceRefused:
             # A private device stands in only for a local default device that
             # never ran; one that went away is waited for, not replaced.
             if self.explicit or not self.address.is_loopback or self.address in self._known:
                 raise
-            device = self._connect_private_device()
+            device = self._connect_private_device(stranger)
+        else:
+            if first and not self.explicit and not os.environ.get("XRPYC_DEVICE"):
+                self.write("stdout", f"xrpyc: cells run on the local default device at {self.address}.\n")
         if device.address in self._known and not device.resumed:
             self.write(
                 "stderr",
@@ -149,24 +170,29 @@ class Shell:
         self._known.add(device.address)
         return device
 
-    def _connect_private_device(self) -> Device:
+    def _connect_private_device(self, stranger: str | None = None) -> Device:
         if self.private_device is None or not self.private_device.running:
-            what = (
-                f"no device at {self.address}; started a private xrpyc-device"
-                if self.private_device is None
-                else "the private xrpyc-device had stopped (its namespace is gone); started a new one"
-            )
+            restarted = self.private_device is not None
             self.private_device = PrivateDevice.start()
-            self.write(
-                "stderr",
-                f"xrpyc: {what} on {self.private_device.address} for this kernel (it stops with the kernel).\n",
-            )
-        return self._open_device(self.private_device.address, self.key)
+            where = f"a private xrpyc-device at {self.private_device.address}, started for this kernel"
+            if restarted:
+                self.write("stderr", f"xrpyc: the private xrpyc-device had stopped (its namespace is gone); "
+                                     f"cells now run on {where}.\n")  # fmt: skip
+            else:
+                why = f"served by another user, {stranger}" if stranger else "nothing listens there"
+                self.write("stdout", f"xrpyc: cells run on {where} ({self.address}: {why}).\n")
+        return self._open_device(self.private_device.address, self.key, credentials=self.private_device.credentials)
 
     def _open_device(
         self, address: Address, key: str, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
     ) -> Device:
-        return Device.connect(address, key, self._on_device_output, timeout, credentials, self._on_input_request)
+        attempt = self._connecting = Attempt(timeout)
+        try:
+            return Device.connect(
+                address, key, self._on_device_output, timeout, credentials, self._on_input_request, attempt
+            )
+        finally:
+            self._connecting = None
 
     def _on_input_request(self, prompt: str, password: bool) -> tuple:
         """A cell's input() or getpass() on the device (called through rpyc, in the main thread)."""
@@ -199,6 +225,9 @@ class Shell:
         if self._asking:
             self._cancel_value = f"{CANCELLED}{uuid.uuid4().hex}"
             self.native.cancel_input(self._cancel_value)
+            return False
+        if self._connecting is not None:
+            self._connecting.cancel()  # wakes the connection attempt, which raises KeyboardInterrupt
             return False
         device = self._busy
         if device is None:
@@ -406,3 +435,14 @@ _LAYOUT_TOKENS = frozenset({tokenize.NL, tokenize.COMMENT, tokenize.INDENT, toke
 def _ends_with_blank_line(code: str) -> bool:
     lines = code.split("\n")
     return len(lines) > 2 and not lines[-1].strip() and not lines[-2].strip()
+
+
+def _stranger_listening(address: Address) -> str | None:
+    """The name of another user whose process listens on loopback `address`, if one does.
+
+    Root counts as no stranger: it can reach into every process of the host anyway.
+    """
+    if not address.is_loopback:
+        return None
+    others = (listener_uids(address.host, address.port) or set()) - {os.getuid(), 0}
+    return ", ".join(sorted(owner_name(uid) for uid in others)) or None

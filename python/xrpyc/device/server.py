@@ -9,13 +9,13 @@ certificates, unless --allow-insecure says otherwise.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import signal
 import ssl
 import sys
 
+from ..loopback import is_loopback
 from . import streaming
 
 DEFAULT_HOST = "127.0.0.1"
@@ -73,15 +73,6 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="xrpyc-device: %(levelname)s %(message)s")
@@ -111,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             reuse_addr=True,
             logger=logging.getLogger("xrpyc-device"),
-            authenticator=Guard(token, tls) if token or tls else None,
+            guard=Guard(token, tls),
             max_connections=args.max_connections,
             idle_timeout=args.idle_timeout,
         )
