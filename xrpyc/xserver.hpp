@@ -12,7 +12,7 @@
 //  - requests answered by abort_queue get busy/idle statuses around them.
 // xeus >= 5 keeps its sockets out of reach (xeus-zmq's xserver_zmq_impl):
 // there the reader's checks come as a patch to xeus-zmq
-// (cmake/xeus-zmq-request-reader.patch).
+// (cmake/xeus-zmq-request-checks.patch, applied by cmake/build-against-xeus.sh).
 #ifndef XRPYC_XSERVER_HPP
 #define XRPYC_XSERVER_HPP
 
