@@ -6,7 +6,10 @@
 #
 # XEUS_SRC, XEUS_ZMQ_SRC: source trees of xeus and xeus-zmq (e.g. release
 # tarballs or `git archive` of tags 6.0.5 and 4.0.0, the versions conda-forge
-# ships). They are built and installed into PREFIX (default:
+# ships). xeus-zmq is built from a copy patched with
+# cmake/xeus-zmq-request-checks.patch (for 4.0: its reader lets a malformed
+# message kill the kernel; a version it does not apply to is built as it is,
+# with a warning). They are built and installed into PREFIX (default:
 # BUILD_DIR/prefix), xrpyc is built against them in BUILD_DIR (default:
 # build/xeus-<xeus version>, beside `make`'s build/) and installed into a
 # small venv there that sees .venv's packages. Its kernelspec, named xrpyc,
@@ -26,7 +29,7 @@
 #   TESTS              test files to run (default: the four above)
 #
 # System packages (Debian 12): cmake g++ pkg-config libzmq3-dev cppzmq-dev
-# libssl-dev uuid-dev nlohmann-json3-dev python3-dev pybind11-dev.
+# libssl-dev uuid-dev nlohmann-json3-dev python3-dev pybind11-dev patch.
 set -euo pipefail
 
 usage() {
@@ -93,12 +96,37 @@ cmake_install() {
     echo "$src" >"$stamp"
 }
 
+# xeus-zmq's reader pops frames without counting them (a short multipart on
+# the shell, control or stdin port aborts the kernel), and parses JSON before
+# it checks the signature: xrpyc's server does it right with xeus 2.x
+# (xrpyc/xreader.cpp), but xeus-zmq keeps its sockets private, so the fix is
+# a patch to a copy of its tree (named for the patch: a new patch, a new copy).
+zmq_patch=$repo/cmake/xeus-zmq-request-checks.patch
+patched=$build/src/xeus-zmq-$(sha256sum "$zmq_patch" | cut -c1-12)
+if [[ ! -f $patched/.xrpyc-patch ]]; then
+    rm -rf "$build/src"
+    mkdir -p "$patched"
+    cp -a "$zmq_src/." "$patched/"
+    if patch -d "$patched" -p1 -s --dry-run <"$zmq_patch" >/dev/null 2>&1; then
+        patch -d "$patched" -p1 -s <"$zmq_patch"
+        echo applied >"$patched/.xrpyc-patch"
+    else
+        echo "not applied" >"$patched/.xrpyc-patch"
+    fi
+fi
+if [[ $(cat "$patched/.xrpyc-patch") == applied ]]; then
+    echo "xeus-zmq $zmq_version: patched with $(basename "$zmq_patch")"
+else
+    echo "WARNING: $(basename "$zmq_patch") does not apply to xeus-zmq $zmq_version (it is for 4.0):" \
+        "built as it is, and a malformed message on the kernel's ports can kill it" >&2
+fi
+
 step "xeus $xeus_version and xeus-zmq $zmq_version into $prefix"
 if [[ -n ${NLOHMANN_JSON_SRC:-} ]]; then
     cmake_install nlohmann_json "$(abspath "$NLOHMANN_JSON_SRC")" -DJSON_BuildTests=OFF -DJSON_Install=ON
 fi
 cmake_install xeus "$xeus_src" -DXEUS_BUILD_TESTS=OFF -DXEUS_BUILD_STATIC_LIBS=OFF
-cmake_install xeus-zmq "$zmq_src" -DXEUS_ZMQ_BUILD_TESTS=OFF -DXEUS_ZMQ_BUILD_STATIC_LIBS=OFF
+cmake_install xeus-zmq "$patched" -DXEUS_ZMQ_BUILD_TESTS=OFF -DXEUS_ZMQ_BUILD_STATIC_LIBS=OFF
 
 step "xrpyc against them in $build/xrpyc"
 cmake -S "$repo" -B "$build/xrpyc" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \

@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from jupyter_client.manager import KernelManager, start_new_kernel
 
@@ -55,12 +55,12 @@ class RunningKernel:
 
 
 @contextlib.contextmanager
-def kernel(device_port: int | None = None, **env: str) -> Iterator[RunningKernel]:
-    """A running xrpyc kernel; XRPYC_DEVICE points at `device_port` when given."""
+def kernel(device_port: int | None = None, stderr: IO[str] | None = None, **env: str) -> Iterator[RunningKernel]:
+    """A running xrpyc kernel; XRPYC_DEVICE points at `device_port` when given, its stderr to `stderr`."""
     environment = dict(os.environ, **env)
     if device_port is not None:
         environment["XRPYC_DEVICE"] = f"127.0.0.1:{device_port}"
-    km, kc = start_new_kernel(kernel_name="xrpyc", env=environment)
+    km, kc = start_new_kernel(kernel_name="xrpyc", env=environment, stderr=stderr)
     try:
         yield RunningKernel(km, kc)
     finally:

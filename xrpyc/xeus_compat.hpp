@@ -18,12 +18,9 @@
 #include "xeus/xkernel_configuration.hpp"
 #include "zmq.hpp"
 
-#include "xwire.hpp"
-
 #if XEUS_VERSION_MAJOR == 2
 #include "xeus/xmiddleware.hpp"
-#include "xeus/xguid.hpp"
-#include "xeus/xserver_zmq.hpp"
+#include "xserver.hpp"
 #elif XEUS_VERSION_MAJOR >= 5
 #include "xeus-zmq/xmiddleware.hpp"
 #include "xeus-zmq/xserver_zmq.hpp"
@@ -76,99 +73,13 @@ namespace xrpyc::compat
 
     // The ZMQ server: shell and control are polled by the thread that calls
     // the kernel's start(), the stdin answer is awaited in a blocking receive.
-#if XEUS_VERSION_MAJOR == 2
-    // xeus 2.4's ZMQ server, with messages' dates written right
-    // (wire::pad_date) and input_request's flag named as the
-    // messaging spec (and xeus >= 5) names it: "password", which JupyterLab
-    // and jupyter_client read. 2.4 sends "pwd", so a getpass() prompt showed
-    // what was typed.
-    class server_zmq : public xeus::xserver_zmq
-    {
-    public:
-        using xeus::xserver_zmq::xserver_zmq;
-
-    protected:
-        void send_shell_impl(xeus::xmessage msg) override
-        {
-            pad_date(msg);
-            xeus::xserver_zmq::send_shell_impl(std::move(msg));
-        }
-
-        void send_control_impl(xeus::xmessage msg) override
-        {
-            pad_date(msg);
-            xeus::xserver_zmq::send_control_impl(std::move(msg));
-        }
-
-        void send_stdin_impl(xeus::xmessage msg) override
-        {
-            pad_date(msg);
-            nl::json content = msg.content();
-            if (msg.header().value("msg_type", "") == "input_request" && content.contains("pwd"))
-            {
-                content["password"] = content["pwd"];
-                content.erase("pwd");
-            }
-            xeus::xmessage fixed(msg.identities(), msg.header(), msg.parent_header(), msg.metadata(),
-                                 std::move(content), std::move(msg).buffers());
-            xeus::xserver_zmq::send_stdin_impl(std::move(fixed));
-        }
-
-        void publish_impl(xeus::xpub_message msg, xeus::channel c) override
-        {
-            pad_date(msg);
-            xeus::xserver_zmq::publish_impl(std::move(msg), c);
-        }
-
-        void start_impl(xeus::xpub_message msg) override
-        {
-            pad_date(msg);
-            xeus::xserver_zmq::start_impl(std::move(msg));
-        }
-
-        // After an error with stop_on_error, xeus answers the requests queued
-        // behind it with an error reply but no busy/idle status, and clients
-        // wait for the idle one (jupyter_client's execute_interactive hangs,
-        // JupyterLab's cell futures never end): publish them around each
-        // reply, as ipykernel does.
-        void abort_queue_impl(const listener& reply, long polling_interval) override
-        {
-            xeus::xserver_zmq::abort_queue_impl(
-                [this, &reply](xeus::xmessage request) {
-                    nl::json parent = request.header();
-                    publish_status(parent, "busy");
-                    reply(std::move(request));
-                    publish_status(std::move(parent), "idle");
-                },
-                polling_interval);
-        }
-
-    private:
-        void publish_status(nl::json parent, const char* state)
-        {
-            nl::json header = xeus::make_header("status", xeus::get_user_name(), m_session_id);
-            publish_impl(xeus::xpub_message("kernel_core.xrpyc.status", std::move(header), std::move(parent),
-                                            nl::json::object(), nl::json{{"execution_state", state}},
-                                            xeus::buffer_sequence()),
-                         xeus::channel::SHELL);
-        }
-
-        std::string m_session_id = xeus::new_xguid();
-
-        // The message is ours (taken by value); only its accessor is const.
-        static void pad_date(const xeus::xmessage_base& msg)
-        {
-            wire::pad_date(const_cast<nl::json&>(msg.header()));
-        }
-    };
-#endif
-
+    // With xeus 2.x, xrpyc's own (xserver.hpp); xeus-zmq's otherwise.
     inline std::unique_ptr<xeus::xserver> make_server(xeus::xcontext& context,
                                                       const xeus::xconfiguration& config,
                                                       nl::json::error_handler_t eh)
     {
 #if XEUS_VERSION_MAJOR == 2
-        return std::make_unique<server_zmq>(zmq_context(context), config, eh);
+        return std::make_unique<xrpyc::server_zmq>(zmq_context(context), config, eh);
 #else
         return xeus::make_xserver_default(context, config, eh);
 #endif

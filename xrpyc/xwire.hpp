@@ -1,15 +1,17 @@
 // Jupyter messages on the wire, for the few that xrpyc sends itself on
-// sockets of its own (xbackground.cpp, xstdin.cpp): frames and HMAC
-// signature as the messaging spec gives them. xeus 2.x exposed its
-// serializer and authentication; xeus-zmq keeps them private, so this small
-// copy serves every xeus version alike.
+// sockets of its own (xbackground.cpp, xstdin.cpp) and the requests it reads
+// (xreader.cpp): frames and HMAC signature as the messaging spec gives them.
+// xeus 2.x exposed its serializer and authentication; xeus-zmq keeps them
+// private, so this small copy serves every xeus version alike.
 #ifndef XRPYC_XWIRE_HPP
 #define XRPYC_XWIRE_HPP
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -21,7 +23,7 @@ namespace xrpyc::wire
 {
     namespace nl = nlohmann;
 
-    // Signs with the connection file's key and signature_scheme
+    // Signs and verifies with the connection file's key and signature_scheme
     // ("hmac-sha256" and the like); an empty key means no signature.
     class signer
     {
@@ -44,37 +46,70 @@ namespace xrpyc::wire
             }
         }
 
-        // Lower-case hex HMAC of the concatenated parts.
-        std::string sign(const std::vector<std::string>& parts) const
+        // False when the key is empty: messages are then neither signed nor checked.
+        bool enabled() const
+        {
+            return p_digest != nullptr;
+        }
+
+        // The raw HMAC of the concatenated parts (empty without a key).
+        std::string mac(const std::vector<std::string_view>& parts) const
         {
             if (p_digest == nullptr)
             {
                 return {};
             }
             std::string data;
-            for (const std::string& part : parts)
+            std::size_t size = 0;
+            for (std::string_view part : parts)
+            {
+                size += part.size();
+            }
+            data.reserve(size);
+            for (std::string_view part : parts)
             {
                 data += part;
             }
             unsigned char mac[EVP_MAX_MD_SIZE];
-            unsigned int size = 0;
+            unsigned int length = 0;
             if (HMAC(p_digest, m_key.data(), static_cast<int>(m_key.size()),
-                     reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &size) == nullptr)
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &length) == nullptr)
             {
                 throw std::runtime_error("HMAC failed");
             }
-            static const char hex[] = "0123456789abcdef";
+            return std::string(reinterpret_cast<const char*>(mac), length);
+        }
+
+        // The signature frame: the HMAC in lower-case hex, as the spec has it.
+        std::string sign(const std::vector<std::string_view>& parts) const
+        {
+            return hex(mac(parts));
+        }
+
+        // Whether `signature` is exactly the hex of `mac`, compared in constant
+        // time. Exactly: a longer frame that starts with the right signature
+        // (which xeus' own check accepts) is another message's signature.
+        static bool verify(std::string_view signature, const std::string& mac)
+        {
+            const std::string expected = hex(mac);
+            return signature.size() == expected.size()
+                   && CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) == 0;
+        }
+
+    private:
+        static std::string hex(const std::string& bytes)
+        {
+            static const char digits[] = "0123456789abcdef";
             std::string result;
-            result.reserve(2 * size);
-            for (unsigned int i = 0; i < size; ++i)
+            result.reserve(2 * bytes.size());
+            for (unsigned char byte : bytes)
             {
-                result += hex[mac[i] >> 4];
-                result += hex[mac[i] & 0xf];
+                result += digits[byte >> 4];
+                result += digits[byte & 0xf];
             }
             return result;
         }
 
-    private:
         std::string m_key;
         const EVP_MD* p_digest = nullptr;
     };
@@ -119,7 +154,7 @@ namespace xrpyc::wire
             wire.addstr(identity);
         }
         wire.addstr("<IDS|MSG>");
-        wire.addstr(auth.sign(parts));
+        wire.addstr(auth.sign({parts[0], parts[1], parts[2], parts[3]}));
         for (std::string& part : parts)
         {
             wire.addstr(std::move(part));
