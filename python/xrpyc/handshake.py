@@ -74,8 +74,8 @@ def explain(first_bytes: bytes) -> str | None:
     """What a device meant by the first bytes it sent to a kernel that sent no token."""
     if first_bytes.startswith(AUTH):
         return (
-            "the device requires a token: $connect(host, token=...), XRPYC_TOKEN, or the devices "
-            "file in Jupyter's config dir (see README: Security)"
+            "the device requires a token: $connect(host, token=...), XRPYC_TOKEN, XRPYC_TOKEN_FILE (a file "
+            "holding it), or the devices file in Jupyter's config dir (see README: Security)"
         )
     if first_bytes.startswith(BUSY):
         reason = first_bytes[len(BUSY) :].decode("ascii", "replace").strip()
