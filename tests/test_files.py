@@ -332,7 +332,7 @@ def test_rpyc5_device(files_kernel: RunningKernel, here: Path, there: Path) -> N
 def test_sink_keeps_nothing_when_the_digest_differs(tmp_path: Path) -> None:
     """The integrity check itself (the same code runs on the device): a wrong SHA-256 writes nothing."""
     (tmp_path / "kept.txt").write_text("old")
-    handle, _lease = devicefiles.files_sink(str(tmp_path / "kept.txt"), 0o644)
+    handle, _lease = devicefiles.files_sink(str(tmp_path), "kept.txt", 0o644)
     devicefiles.files_write(handle, b"new")
     assert devicefiles.files_finish(handle, "0" * 64) == hashlib.sha256(b"new").hexdigest()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt"]
@@ -363,11 +363,22 @@ def small_disk() -> Iterator[Path]:
 
 
 def _mount(mountpoint: Path) -> str:
-    """Shell commands: a 1 MiB tmpfs at mountpoint, owned by root, with a world-writable `open/`."""
+    """Shell commands: a 1 MiB tmpfs with room for 12 files at mountpoint, owned by root,
+    with a world-writable `open/`."""
     return (
-        f"mount -t tmpfs -o size=1m,mode=755 xrpyc-test {mountpoint} && "
+        f"mount -t tmpfs -o size=1m,nr_inodes=12,mode=755 xrpyc-test {mountpoint} && "
         f"mkdir {mountpoint}/open && chmod 1777 {mountpoint}/open"
     )
+
+
+def _many_small_files(root: Path) -> None:
+    """More files than _mount's tmpfs has room for: the disk fills during the transfer."""
+    (root / "many").mkdir()
+    for index in range(24):
+        (root / "many" / f"f{index:02d}.txt").write_text("small")
+
+
+FULL = "no space left (the disk is full) [ENOSPC]"
 
 
 @needs_tmpfs
@@ -381,19 +392,27 @@ def test_full_disk_and_permission_denied_on_the_device(
     )
     process = subprocess.Popen(["unshare", "--mount", "sh", "-c", device])
     (here / "two-mb.bin").write_bytes(os.urandom(2 << 20))
+    _many_small_files(here)
+    (here / "small.txt").write_text("small")
     try:
         wait_for_port(port, process)
         assert files_kernel.run(f'$connect("127.0.0.1:{port}")').status == "ok"
+        # Too large for the free space: refused before anything is written.
         result = files_kernel.run(f'$upload("two-mb.bin", "{small_disk}/open/")')
-        full = "no space left (the disk is full) [ENOSPC]"
-        assert_command_error(result, f"cannot write {small_disk}/open/two-mb.bin on the device: {full}")
-        assert "upload failed at" in progress(result)[1][-1]["data"]["text/plain"]
-        # Nothing left: neither the file nor its temporary copy.
+        assert_command_error(
+            result, f"2.0 MiB do not fit in {small_disk}/open on the device: 1.0 MiB free; nothing was written"
+        )
+        assert not result.of_type("display_data")
         assert files_kernel.run(f'$ls("{small_disk}/open")').stream() == f"{small_disk}/open: 0 entries\n"
-        result = files_kernel.run(f'$upload("two-mb.bin", "{small_disk}")')
-        assert_command_error(result, f"cannot write {small_disk}/two-mb.bin on the device: permission denied [EACCES]")
-        result = files_kernel.run(f'$upload("{here}", "{small_disk}")')
-        assert_command_error(result, f"cannot create the directory {small_disk}/{here.name} on the device")
+        # The disk fills during the transfer.
+        result = files_kernel.run(f'$upload("many", "{small_disk}/open/")')
+        assert_command_error(result, f"cannot write {small_disk}/open/many/f", f"on the device: {FULL}")
+        assert "upload failed at" in progress(result)[1][-1]["data"]["text/plain"]
+        assert PART not in files_kernel.run(f'$ls("{small_disk}/open/many")').stream()  # no temporary copy left
+        result = files_kernel.run(f'$upload("small.txt", "{small_disk}")')
+        assert_command_error(result, f"cannot write {small_disk}/small.txt on the device: permission denied [EACCES]")
+        result = files_kernel.run(f'$upload("many", "{small_disk}")')
+        assert_command_error(result, f"cannot create the directory {small_disk}/many on the device")
         assert_command_error(files_kernel.run('$ls("/root")'), "cannot list /root on the device: permission denied")
     finally:
         files_kernel.run("$disconnect()")
@@ -404,13 +423,16 @@ def test_full_disk_and_permission_denied_on_the_device(
 def test_full_disk_here(stock_device: int, there: Path, small_disk: Path) -> None:
     """The kernel's own disk full: a kernel started in a mount namespace of its own with a 1 MiB tmpfs."""
     (there / "two-mb.bin").write_bytes(os.urandom(2 << 20))
+    _many_small_files(there)
     wrapper = ["unshare", "--mount", "sh", "-c", f'{_mount(small_disk)} && exec "$@"', "sh"]
     with kernel_in(there, stock_device, wrapper) as running:
         result = running.run(f'$download("{there}/two-mb.bin", "{small_disk}/open")')
-        assert_command_error(
-            result, f"cannot write {small_disk}/open/two-mb.bin locally: no space left (the disk is full) [ENOSPC]"
-        )
+        assert_command_error(result, f"2.0 MiB do not fit in {small_disk}/open locally: 1.0 MiB free")
+        result = running.run(f'$download("{there}/many", "{small_disk}/open")')
+        assert_command_error(result, f"cannot write {small_disk}/open/many/f", f"locally: {FULL}")
         assert "download failed at" in progress(result)[1][-1]["data"]["text/plain"]
-        # Nothing left: neither the file nor its temporary copy.
-        listing = f'$exec("import os; print(os.listdir({str(small_disk / "open")!r}))")'
-        assert running.run(listing).stream() == "[]\n"
+        # No temporary copy left, and the big file is not there.
+        listing = f'$exec("import os; print(sorted(os.listdir({str(small_disk / "open")!r})))")'
+        assert running.run(listing).stream() == "['many']\n"
+        listing = f'$exec("import os; print(os.listdir({str(small_disk / "open" / "many")!r}))")'
+        assert PART not in running.run(listing).stream()

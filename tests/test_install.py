@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import servers
 from jupyter_client.manager import start_new_kernel
 
 
@@ -61,3 +62,38 @@ def test_bad_install_arguments_say_what_is_wrong(tmp_path: Path) -> None:
     assert done.returncode == 2 and "expected NAME=VALUE" in done.stderr
     done = xrpyc_install("--user", "--prefix", str(tmp_path))
     assert done.returncode == 2 and "not allowed with argument" in done.stderr
+
+
+def test_a_token_goes_into_a_private_file_not_into_kernel_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed under umask 000 (the worst case): kernel.json names a mode-600 token file and holds no token;
+    a kernel from that spec works with `xrpyc-device --token-file`."""
+    token = "classroom-s3cret"
+    install = [sys.executable, "-m", "xrpyc.install", "--prefix", str(tmp_path), "--name", "guarded",
+               "--env", f"XRPYC_TOKEN={token}"]  # fmt: skip
+    done = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", *install], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spec_dir = tmp_path / "share" / "jupyter" / "kernels" / "guarded"
+    assert token not in (spec_dir / "kernel.json").read_text()
+    token_file = spec_dir / "token"
+    assert json.loads((spec_dir / "kernel.json").read_text())["env"] == {"XRPYC_TOKEN_FILE": str(token_file)}
+    assert token_file.read_text() == token + "\n" and token_file.stat().st_mode & 0o777 == 0o600
+    assert spec_dir.stat().st_mode & 0o022 == 0
+
+    device_token = tmp_path / "device-token"
+    device_token.write_text(token + "\n")
+    with servers.xrpyc_device(0, "--token-file", str(device_token)) as port:
+        monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
+        monkeypatch.setenv("XRPYC_DEVICE", f"127.0.0.1:{port}")
+        monkeypatch.delenv("XRPYC_TOKEN", raising=False)
+        km, kc = start_new_kernel(kernel_name="guarded")
+        try:
+            reply = kc.execute_interactive("6 * 7", timeout=60)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    # Installed again (a new token): replaced, still private.
+    done = subprocess.run([*install[:-1], "XRPYC_TOKEN=another"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and token_file.read_text() == "another\n"
+    assert token_file.stat().st_mode & 0o777 == 0o600

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from kernel_client import kernel
 from servers import BIN, start_ready_server, stop
+from xrpyc.session import Address
+
+from xrpyc import security
 
 TOKEN = "s3cret-classroom-token"
 
@@ -104,3 +107,33 @@ def test_bad_security_options(options: list[str]) -> None:
     done = subprocess.run([str(BIN / "xrpyc-device"), "--port", "0", *options],
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("xrpyc-device: ")
+
+
+def test_token_file_for_kernel_and_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """XRPYC_TOKEN_FILE in the kernel against `xrpyc-device --token-file`: the token is in no command line."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    with guarded_device("--token-file", str(token_file)) as (port, process):
+        assert TOKEN not in Path(f"/proc/{process.pid}/cmdline").read_text()
+        with kernel(port, XRPYC_TOKEN_FILE=str(token_file)) as good:
+            assert good.run("41 + 1").result == "42"
+        missing = tmp_path / "missing"
+        with kernel(port, XRPYC_TOKEN_FILE=str(missing)) as bad:
+            error = bad.run("1").error["evalue"]
+            assert f"cannot read the token file {missing} (XRPYC_TOKEN_FILE)" in error, error
+    # Readable by others: used, with a warning.
+    token_file.chmod(0o644)
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("XRPYC_TOKEN", raising=False)
+        env.setenv("XRPYC_TOKEN_FILE", str(token_file))
+        env.setenv("JUPYTER_CONFIG_DIR", str(tmp_path))  # no devices file
+        assert security.lookup(Address("127.0.0.1", 1)).token == TOKEN
+        env.setenv("XRPYC_TOKEN", "from-the-environment")  # the variable comes first
+        assert security.lookup(Address("127.0.0.1", 1)).token == "from-the-environment"
+    assert f"others can read the token file {token_file}" in capsys.readouterr().err
+
+
+def test_token_help_prefers_the_file() -> None:
+    shown = subprocess.run([str(BIN / "xrpyc-device"), "--help"], capture_output=True, text=True, timeout=30).stdout
+    assert "prefer --token-file" in " ".join(shown.split())

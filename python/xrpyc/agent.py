@@ -46,6 +46,15 @@ AGENT_FILENAME = (lambda: None).__code__.co_filename
 # A batch leaves the device when it is this old or this large, whichever first.
 FLUSH_INTERVAL = 0.02
 FLUSH_SIZE = 64 * 1024
+# Cell sources kept for tracebacks and `obj??`: the newest cells, up to
+# CELLS_KEPT of them and CELL_BYTES_KEPT characters, whichever comes first,
+# and any older cell whose functions or classes the namespace still holds.
+# 50 cells cover the ones a traceback or a session's `obj??` usually reach
+# back to; typical cells are a few KB, so the character budget (4 MiB: little
+# even for a 64 MB board) only bites for cells carrying pasted data, whose
+# source is worth nothing later but would otherwise stay forever.
+CELLS_KEPT = 50
+CELL_BYTES_KEPT = 4 << 20
 
 REGISTRY_MODULE = "_xrpyc_agents"
 STREAMS = ("stdout", "stderr")
@@ -336,9 +345,11 @@ class Agent:
         }  # type: Dict[str, Any]
         install_inline_backend(show_figures)
         _install_input()
-        # Cell sources by file name, for tracebacks. Kept here rather than in
-        # the device's shared linecache, where two kernels' "In[3]" collide.
+        # Cell sources by file name, oldest first, for tracebacks. Kept here
+        # rather than in the device's shared linecache, where two kernels'
+        # "In[3]" collide. Bounded: see CELLS_KEPT and _forget_cells.
         self._cells = {}  # type: Dict[str, List[str]]
+        self._cell_sizes = {}  # type: Dict[str, int]
         self._introspector = Introspector(self.namespace, self._cells)
         self._routers = (_router("stdout"), _router("stderr"))
         # Threads running this agent's cells, for interrupt(). Only these may
@@ -399,7 +410,10 @@ class Agent:
             self._finish(ident)
 
     def _execute(self, code: str, filename: str) -> tuple:
+        self._cells.pop(filename, None)  # a name run again is the newest
         self._cells[filename] = code.splitlines()
+        self._cell_sizes[filename] = len(code)
+        self._forget_cells()
         # compile(), not ast.parse(): no stdlib frame in a SyntaxError traceback.
         tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
         last = None
@@ -419,6 +433,22 @@ class Agent:
             return ()
         self.namespace["_"] = value
         return mime_bundle(value)
+
+    def _forget_cells(self) -> None:
+        """Drop the sources of cells beyond the budget (CELLS_KEPT, CELL_BYTES_KEPT),
+        newest kept first, except those whose definitions are still in the namespace."""
+        if len(self._cells) <= CELLS_KEPT and sum(self._cell_sizes.values()) <= CELL_BYTES_KEPT:
+            return
+        live = _defining_files(self.namespace)
+        count = size = 0
+        for filename in reversed(list(self._cells)):
+            cell_size = self._cell_sizes[filename]
+            # The newest (the running cell) always, for its own traceback.
+            if count == 0 or (count < CELLS_KEPT and size + cell_size <= CELL_BYTES_KEPT):
+                count += 1
+                size += cell_size
+            elif filename not in live:
+                del self._cells[filename], self._cell_sizes[filename]
 
     def _error(self, etype: type, value: BaseException, tb: Any) -> tuple:
         lines = []  # type: List[str]
@@ -489,6 +519,43 @@ class Agent:
     def device_info(self) -> tuple:
         """Facts about the device, as ((label, value), ...): see devicefacts.py."""
         return device_facts()
+
+
+def _defining_files(namespace: Dict[str, Any]) -> set:
+    """The file names (cells) where the functions and classes the namespace holds were defined.
+
+    One level deep, cheap whatever the namespace holds, and by type only (no
+    attribute lookup that could run a user's __getattr__): its functions and
+    methods (and what they wrap, as functools.wraps records it), classes and
+    their methods, and the classes of its other values. A function reachable
+    only through a container or another module loses its cell's lines in
+    tracebacks once the cell is forgotten.
+    """
+    import types
+    files = set()
+    classes = set()
+
+    def add(value: Any) -> None:
+        while type(value) is types.MethodType or type(value) in (staticmethod, classmethod):
+            value = value.__func__
+        if type(value) is property:
+            value = value.fget
+        for _ in range(8):  # a chain of decorators; never a loop
+            if type(value) is types.FunctionType:
+                files.add(value.__code__.co_filename)
+            try:
+                value = object.__getattribute__(value, "__dict__").get("__wrapped__")
+            except Exception:  # no __dict__
+                return
+
+    for value in list(namespace.values()):
+        add(value)
+        cls = value if isinstance(value, type) else type(value)
+        if cls not in classes:
+            classes.add(cls)
+            for member in list(cls.__dict__.values()):
+                add(member)
+    return files
 
 
 def code_status(code: str) -> str:

@@ -25,9 +25,10 @@ import weakref
 PART_SUFFIX = ".xrpyc-part"
 
 
-def files_part_path(path: str) -> str:
-    head, name = os.path.split(path)
-    return os.path.join(head, "." + name + PART_SUFFIX)
+# Permission bits a received file may take from its sender: never setuid,
+# setgid or sticky, never writable by group or others (as scp with umask 022).
+SENT_MODE_MASK = 0o755
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
 def files_resolve(path: str) -> str:
@@ -122,8 +123,59 @@ def files_listdir(path: str) -> tuple:
     return (full, tuple(entries))
 
 
-def files_makedirs(path: str) -> None:
-    os.makedirs(files_resolve(path), exist_ok=True)
+def files_free(path: str) -> int:
+    """Bytes free for this process in the file system of directory `path`."""
+    info = os.statvfs(files_resolve(path))
+    return info.f_bavail * info.f_frsize
+
+
+def _files_parts(relative: str) -> list:
+    """`relative`'s names; OSError(EINVAL) unless each is a plain name, so that
+    walking them from a directory can never leave it."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") or "\0" in part for part in parts):
+        raise OSError(errno.EINVAL, "not a plain relative path", relative)
+    return parts
+
+
+def _files_open_dir(root: str, parts: list, create: bool) -> int:
+    """A descriptor of directory root/parts..., each name opened relative to the
+    one before and never through a symbolic link (ELOOP): no path swapped in
+    meanwhile, no link planted in the destination, leads out of `root`. The
+    root itself is the receiver's choice, links and all. `create`: make the
+    missing directories."""
+    fd = os.open(files_resolve(root), _DIR_FLAGS)
+    try:
+        for index, part in enumerate(parts):
+            try:
+                if create:
+                    try:
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as error:
+                full = os.path.join(files_resolve(root), *parts[: index + 1])
+                number = errno.ELOOP if _files_is_link(fd, part) else error.errno  # O_DIRECTORY says ENOTDIR
+                raise OSError(number, os.strerror(number), full) from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _files_is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def files_makedirs(root: str, relative: str) -> None:
+    """Directory root/relative and its missing parents (see _files_open_dir)."""
+    os.close(_files_open_dir(root, _files_parts(relative), True))
 
 
 class FileSource:
@@ -156,25 +208,38 @@ def files_source(path: str) -> tuple:
 
 
 class FileSink:
-    """Writes one file under a temporary name, and renames it over the destination
-    only when its SHA-256 is the one expected (see finish)."""
+    """Writes file root/relative under a temporary name, and renames it over the
+    destination only when its SHA-256 is the one expected (see finish).
 
-    def __init__(self, path: str, mode: int) -> None:
+    Every name is used relative to a descriptor of its directory, opened
+    without following links (_files_open_dir): the file lands inside `root`.
+    """
+
+    def __init__(self, root: str, relative: str, mode: int) -> None:
         self._done = True  # nothing to clean up until the file exists
-        self.path = files_resolve(path)
-        self.part = files_part_path(self.path)
+        self._dir = None  # the directory descriptor, until finished or aborted
+        self.path = os.path.join(files_resolve(root), relative)
+        parts = _files_parts(relative)
+        self._dir = _files_open_dir(root, parts[:-1], False)
+        self.name = parts[-1]
+        self.part = "." + self.name + PART_SUFFIX
+        mode &= SENT_MODE_MASK
         try:
-            # An existing file keeps its permissions, as with scp.
-            mode = os.stat(self.path).st_mode & 0o7777
+            # An existing file keeps its permissions, as with scp (a link is
+            # replaced by the file, not followed).
+            info = os.stat(self.name, dir_fd=self._dir, follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode):
+                mode = info.st_mode & 0o777
         except FileNotFoundError:
             pass
         try:
             # Left by a device that lost power, or by a transfer abandoned
             # with its connection (which no longer touches it: see _ours).
-            os.unlink(self.part)
+            os.unlink(self.part, dir_fd=self._dir)
         except FileNotFoundError:
             pass
-        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.part, flags, mode, dir_fd=self._dir)
         self._file = os.fdopen(fd, "wb")
         info = os.fstat(fd)
         self._identity = (info.st_dev, info.st_ino)
@@ -198,11 +263,12 @@ class FileSink:
             self._file.close()
             if not self._ours():  # another transfer to this file started since: never publish its half
                 raise OSError(errno.EBUSY, "another transfer to the same file took its place", self.path)
-            os.replace(self.part, self.path)
+            os.replace(self.part, self.name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
         except BaseException:
             self.abort()
             raise
         self._done = True
+        self._close_dir()
         return digest
 
     def abort(self) -> None:
@@ -216,22 +282,29 @@ class FileSink:
             pass
         if self._ours():
             try:
-                os.unlink(self.part)
+                os.unlink(self.part, dir_fd=self._dir)
             except FileNotFoundError:
                 pass
+        self._close_dir()
 
     def _ours(self) -> bool:
         """Whether the temporary file is still the one this sink made."""
         try:
-            info = os.stat(self.part)
+            info = os.stat(self.part, dir_fd=self._dir, follow_symlinks=False)
         except FileNotFoundError:
             return False
         return (info.st_dev, info.st_ino) == self._identity
+
+    def _close_dir(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir)
+            self._dir = None
 
     def __del__(self) -> None:
         # The kernel went away mid-transfer (its connection closed, so rpyc
         # dropped this object): no partial file is left behind.
         self.abort()
+        self._close_dir()
 
 
 # Sinks by handle, held weakly: only the kernel's lease (see files_sink) keeps one alive.
@@ -239,8 +312,8 @@ _files_sinks = weakref.WeakValueDictionary()  # type: weakref.WeakValueDictionar
 _files_handles = itertools.count(1)
 
 
-def files_sink(path: str, mode: int) -> tuple:
-    """(handle, lease) of a new FileSink; write with files_write(handle, data), ...
+def files_sink(root: str, relative: str, mode: int) -> tuple:
+    """(handle, lease) of a new FileSink for root/relative; write with files_write(handle, data), ...
 
     The kernel holds the lease (the sink itself, as a netref) and never calls
     it: when its connection dies, rpyc drops the lease and the sink's __del__
@@ -249,7 +322,7 @@ def files_sink(path: str, mode: int) -> tuple:
     tracebacks, measured), which only a garbage collection, maybe much later,
     would break: they must not hold the sink.
     """
-    sink = FileSink(path, mode)
+    sink = FileSink(root, relative, mode)
     handle = next(_files_handles)
     _files_sinks[handle] = sink
     return (handle, sink)

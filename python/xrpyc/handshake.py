@@ -113,8 +113,8 @@ def explain(first_bytes: bytes) -> str | None:
     """What a device meant by the first bytes it sent to a kernel."""
     if first_bytes.startswith(AUTH):
         return (
-            "the device requires a token: $connect(host, token=...), XRPYC_TOKEN, or the devices "
-            "file in Jupyter's config dir (see README: Security)"
+            "the device requires a token: $connect(host, token=...), XRPYC_TOKEN, XRPYC_TOKEN_FILE (a file "
+            "holding it), or the devices file in Jupyter's config dir (see README: Security)"
         )
     if first_bytes.startswith(DENIED):
         return "the device refused the token (a wrong token, or one for another device)"

@@ -10,12 +10,18 @@ Several kernelspecs may point at different devices, as classrooms need:
 
 `pip install` puts a kernelspec named xrpyc into the environment by itself
 (CMakeLists.txt writes it with --write-spec).
+
+A token given as --env XRPYC_TOKEN=... is not written into kernel.json, which
+anyone who can list kernelspecs reads: it goes into a file `token` (mode 600)
+next to it, and kernel.json sets XRPYC_TOKEN_FILE to that file's path.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -29,6 +35,7 @@ KERNEL_NAME = "xrpyc"
 # {resource_dir} with that directory, so the kernel is found in <prefix>/bin
 # whether or not the environment is on PATH, and wherever it was installed.
 RELATIVE_EXECUTABLE = "{resource_dir}/../../../../bin/xrpyc"
+TOKEN_FILE = "token"  # in the kernelspec's directory, when it has a token
 
 
 def kernel_executable() -> Path:
@@ -61,13 +68,30 @@ def kernel_json(executable: str, display_name: str, env: dict[str, str] | None =
 
 
 def write_spec(spec_dir: Path, executable: str, display_name: str, env: dict[str, str] | None = None) -> None:
-    """kernel.json and the logos in `spec_dir`."""
+    """kernel.json and the logos in `spec_dir`; env's XRPYC_TOKEN in a private file (see the module's doc)."""
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = kernel_json(executable, display_name, env)
+    # Whoever can write here can change the kernel's command line, or its token.
+    spec_dir.chmod(spec_dir.stat().st_mode & ~0o022)
+    env = dict(env or {})
+    token = env.pop("XRPYC_TOKEN", None)
+    if token is not None:
+        token_file = spec_dir.resolve() / TOKEN_FILE
+        _write_private(token_file, token + "\n")
+        env["XRPYC_TOKEN_FILE"] = str(token_file)
+    spec = kernel_json(executable, display_name, env or None)
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
     for logo in resources.files("xrpyc").joinpath("resources").iterdir():
         if logo.name.startswith("logo-"):
             (spec_dir / logo.name).write_bytes(logo.read_bytes())
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable by its owner only, even when it existed before (or was a link)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with open(fd, "w", encoding="utf-8") as private:
+        private.write(text)
 
 
 def install(
@@ -79,10 +103,15 @@ def install(
 ) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
+    executable = str(kernel_executable())
+    public = {key: value for key, value in (env or {}).items() if key != "XRPYC_TOKEN"}
     with tempfile.TemporaryDirectory() as tmp:
         spec_dir = Path(tmp) / name
-        write_spec(spec_dir, str(kernel_executable()), display_name, env)
-        return KernelSpecManager().install_kernel_spec(str(spec_dir), name, user=user, prefix=prefix)
+        write_spec(spec_dir, executable, display_name, public)
+        path = KernelSpecManager().install_kernel_spec(str(spec_dir), name, user=user, prefix=prefix)
+    if public != (env or {}):  # a token: written where it stays, so that kernel.json can name its path
+        write_spec(Path(path), executable, display_name, env)
+    return path
 
 
 def uninstall(user: bool = False, prefix: str | None = None, name: str = KERNEL_NAME) -> str:

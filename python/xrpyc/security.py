@@ -1,4 +1,8 @@
-"""A device's credentials, from $connect's arguments, XRPYC_TOKEN, or the devices file.
+"""A device's credentials, from $connect's arguments, XRPYC_TOKEN, XRPYC_TOKEN_FILE, or the devices file.
+
+XRPYC_TOKEN_FILE names a file whose first line is the token (keep it mode
+600): unlike XRPYC_TOKEN, the token then appears in no kernel.json and no
+process environment. `python -m xrpyc.install --env XRPYC_TOKEN=...` writes one.
 
 The devices file is `xrpyc_devices.json` in Jupyter's config directory
 (`jupyter --config-dir`), so that tokens stay out of notebooks:
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +63,24 @@ def _entry(address: Address) -> dict[str, Any]:
     return entry
 
 
+def _token_file() -> str | None:
+    """The first line of the file XRPYC_TOKEN_FILE names, if it is set; ValueError when unreadable."""
+    path = os.environ.get("XRPYC_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as token_file:
+            mode = os.fstat(token_file.fileno()).st_mode
+            token = token_file.readline().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the token file {path} (XRPYC_TOKEN_FILE): {error}") from None
+    if mode & 0o077:
+        print(f"xrpyc: warning: others can read the token file {path}; chmod 600 it", file=sys.stderr)
+    return token or None
+
+
 def lookup(address: Address, token: str | None = None, tls: bool | str | None = None) -> Credentials:
-    """Credentials for `address`: explicit arguments first, then XRPYC_TOKEN, then the devices file.
+    """Credentials for `address`: explicit arguments first, then XRPYC_TOKEN, XRPYC_TOKEN_FILE, the devices file.
 
     `tls` may be True, or the path of a certificate to trust (a device's self-signed one).
     `token=""` says this device takes no token, whatever XRPYC_TOKEN or the file say.
@@ -68,7 +89,7 @@ def lookup(address: Address, token: str | None = None, tls: bool | str | None = 
     use_tls = entry.get("tls", False) if tls is None else bool(tls)
     cafile = tls if isinstance(tls, str) else entry.get("cafile")
     return Credentials(
-        token=token if token is not None else os.environ.get("XRPYC_TOKEN") or entry.get("token"),
+        token=token if token is not None else os.environ.get("XRPYC_TOKEN") or _token_file() or entry.get("token"),
         tls=bool(use_tls or cafile),
         cafile=cafile,
         certfile=entry.get("certfile"),

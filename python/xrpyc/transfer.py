@@ -20,12 +20,14 @@ import collections
 import contextlib
 import errno
 import html
+import itertools
 import json
 import os
 import posixpath
 import socket
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,7 +64,56 @@ _REASONS = {
     errno.EFBIG: "file too large for the file system",
     errno.ENAMETOOLONG: "file name too long",
     errno.EBUSY: "another transfer to the same file took its place",
+    errno.ELOOP: "it is a symbolic link, which a transfer does not follow",
 }
+# The longest name a received file may have: its temporary name
+# (devicefiles.PART_SUFFIX) must fit in the usual 255-byte limit.
+NAME_MAX = 255 - len("." + devicefiles.PART_SUFFIX)
+PATH_MAX = 4000
+
+
+def shown(text: str) -> str:
+    """`text` fit to show: control characters (terminal escapes), invisible
+    format characters and lone surrogates written as Python escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _error(message: str) -> CommandError:
+    """A CommandError whose message, which may quote a device's names, is fit to show."""
+    return CommandError(shown(message))
+
+
+def unsafe_name(path: Any) -> str:
+    """Why a relative path received from a device cannot be written as given ("" when it can).
+
+    A device's names are data: a receiver writes them below the destination
+    only. Backslashes are refused too: they are separators on Windows, and no
+    honest board needs them.
+    """
+    if type(path) is not str:  # a device's object (a netref), not text
+        return "not text"
+    if not path:
+        return "empty"
+    if path.startswith("/"):
+        return "an absolute path"
+    if any(unicodedata.category(c) == "Cc" for c in path):
+        return "a control character"
+    if "\\" in path:
+        return "a backslash"
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "not UTF-8"
+    if size > PATH_MAX:
+        return f"longer than {PATH_MAX} bytes"
+    for part in path.split("/"):
+        if part == "..":
+            return "a '..' component"
+        if part in ("", "."):
+            return "an empty or '.' component"
+        if len(part.encode("utf-8")) > NAME_MAX:
+            return f"a name longer than {NAME_MAX} bytes"
+    return ""
 
 
 class _Side:
@@ -99,7 +150,7 @@ class _Side:
         try:
             yield
         except OSError as error:
-            raise CommandError(describe(error, f"cannot {action}", path, self.where)) from None
+            raise _error(describe(error, f"cannot {action}", path, self.where)) from None
         except EOFError:
             address = self.device.address if self.device else "the device"
             raise DeviceError(f"the connection to {address} was lost during the transfer") from None
@@ -127,7 +178,7 @@ def _remote(device: Device) -> _Side:
 @dataclass(frozen=True)
 class _Item:
     source: str
-    target: str
+    target: str  # relative to the transfer's root
     size: int
     mode: int
 
@@ -204,12 +255,19 @@ def _uncompressed(conn: Any) -> Iterator[None]:
 
 
 class _Transfer:
-    """One $upload or $download: plan, then copy file by file."""
+    """One $upload or $download: plan, then copy file by file.
+
+    Everything is written below `root`, the destination directory the user
+    chose: as relative paths, each name opened there without following links
+    (devicefiles._files_open_dir). The names a device sends are checked first
+    (unsafe_name), and so are its sizes and bytes (_reader).
+    """
 
     def __init__(self, verb: str, source: _Side, target: _Side, job: _Job) -> None:
         self.verb = verb
         self.source, self.target, self.job = source, target, job
-        self.dirs: list[str] = []
+        self.root = ""
+        self.dirs: list[str] = []  # relative to root
         self.items: list[_Item] = []
         self.skipped = 0
         self.total = 0
@@ -223,105 +281,162 @@ class _Transfer:
         src, dst = self.source, self.target
         with src.explain("read", source):
             kind, size, mode, src_full = src.call("files_stat", source)
+        if src.remote and not (kind in ("", "file", "dir", "other") and _is_size(size) and _is_size(mode)
+                               and type(src_full) is str):
+            raise _error(f"the device answered nonsense about {source}: nothing was written")
         if not kind:
-            raise CommandError(f"{src_full} does not exist {src.where}")
+            raise _error(f"{src_full} does not exist {src.where}")
         if kind == "other":
-            raise CommandError(f"{src_full} {src.where} is not a regular file or a directory")
+            raise _error(f"{src_full} {src.where} is not a regular file or a directory")
         name = src.path.basename(src_full)
+        if src.remote:
+            self._check(name, src_full)
         with dst.explain("read", destination):
             dst_kind, _, _, dst_full = dst.call("files_stat", destination)
             if dst_kind == "dir":
-                target = dst.path.join(dst_full, name)
-                target_kind = dst.call("files_stat", target)[0]
+                root, top = dst_full, name
+                target_kind = dst.call("files_stat", dst.path.join(root, top))[0]
             elif dst_kind:
-                target, target_kind = dst_full, dst_kind
+                (root, top), target_kind = dst.path.split(dst_full), dst_kind
             else:
-                parent = dst_full if destination.endswith("/") else dst.path.dirname(dst_full)
-                parent_kind = dst.call("files_stat", parent)[0]
-                if not parent_kind:
-                    raise CommandError(f"the destination directory {parent} does not exist {dst.where}")
-                if parent_kind != "dir":
-                    raise CommandError(f"{parent} {dst.where} is not a directory")
-                target, target_kind = dst_full, ""
+                root, top = (dst_full, name) if destination.endswith("/") else dst.path.split(dst_full)
+                root_kind = dst.call("files_stat", root)[0]
+                if not root_kind:
+                    raise _error(f"the destination directory {root} does not exist {dst.where}")
+                if root_kind != "dir":
+                    raise _error(f"{root} {dst.where} is not a directory")
+                target_kind = ""
+        self.root, target = root, dst.path.join(root, top)
         if kind == "file":
             if target_kind and target_kind != "file":
-                raise CommandError(f"{target} {dst.where} is not a regular file: it was left alone")
-            self.items = [_Item(src_full, target, size, mode)]
-            self.label = f"{src_full} → {target}"
+                raise _error(f"{target} {dst.where} is not a regular file: it was left alone")
+            self.items = [_Item(src_full, top, size, mode)]
+            self.label = shown(f"{src_full} → {target}")
         else:
             if target_kind not in ("", "dir"):
-                raise CommandError(f"{target} {dst.where} exists and is not a directory")
+                raise _error(f"{target} {dst.where} exists and is not a directory")
             with src.explain("read", src_full):
                 dirs, files, self.skipped = src.call("files_walk", src_full)
-            self.dirs = [target, *(dst.path.join(target, d) for d in dirs)]
+            if src.remote:
+                self._check_listing(src_full, dirs, files)
+            self.dirs = [top, *(dst.path.join(top, d) for d in dirs)]
             self.items = [
-                _Item(src.path.join(src_full, rel), dst.path.join(target, rel), size, mode) for rel, size, mode in files
+                _Item(src.path.join(src_full, rel), dst.path.join(top, rel), size, mode) for rel, size, mode in files
             ]
-            self.label = f"{src_full}/ → {target}/"
+            self.label = shown(f"{src_full}/ → {target}/")
         self.total = sum(item.size for item in self.items)
+        with dst.explain("read", root):
+            free = dst.call("files_free", root)
+        if self.total > free:  # refused before a byte is written: a claimed size cannot fill the disk
+            raise _error(
+                f"{byte_size(self.total)} do not fit in {root} {dst.where}: {byte_size(free)} free; nothing was written"
+            )
+
+    def _check(self, relative: Any, src_full: str) -> None:
+        reason = unsafe_name(relative)
+        if reason:
+            raise _error(
+                f"the device sent an unsafe file name {relative if type(relative) is str else '?'!r} ({reason}) "
+                f"for {src_full}: nothing was written"
+            )
+
+    def _check_listing(self, src_full: str, dirs: Any, files: Any) -> None:
+        """The device's files_walk answer: tuples of plain names, sizes and modes, or CommandError."""
+        if type(dirs) is not tuple or type(files) is not tuple or not _is_size(self.skipped):
+            raise _error(f"the device answered nonsense listing {src_full}: nothing was written")
+        for entry in files:
+            if type(entry) is not tuple or len(entry) != 3 or not (_is_size(entry[1]) and _is_size(entry[2])):
+                raise _error(f"the device answered nonsense listing {src_full}: nothing was written")
+        for relative in (*dirs, *(entry[0] for entry in files)):
+            self._check(relative, src_full)
 
     def copy(self) -> None:
         self.started = time.monotonic()
         self.planned.set()
         for directory in self.dirs:
             self.job.check()
-            with self.target.explain("create the directory", directory):
-                self.target.call("files_makedirs", directory)
+            with self.target.explain("create the directory", self.target.path.join(self.root, directory)):
+                self.target.call("files_makedirs", self.root, directory)
         for item in self.items:
             self._copy(item)
             self.files_done += 1
 
     def _copy(self, item: _Item) -> None:
         src, dst = self.source, self.target
+        target = dst.path.join(self.root, item.target)
         with src.explain("read", item.source):
             read, finish_read = src.call("files_source", item.source)
-        with dst.explain("write", item.target):
+        with dst.explain("write", target):
             # The lease keeps the sink alive, until this function returns.
-            handle, _lease = dst.call("files_sink", item.target, item.mode)
+            handle, _lease = dst.call("files_sink", self.root, item.target, item.mode)
         try:
-            chunks, send = _reader(src, read), _Writer(dst, handle)
+            chunks, send = _reader(src, read, item), _Writer(dst, handle)
             while True:
                 self.job.check()
                 with src.explain("read", item.source):
                     data = next(chunks, None)
                 if data is None:
                     break
-                with dst.explain("write", item.target):
+                with dst.explain("write", target):
                     send(data)
                 self.done += len(data)
-            with dst.explain("write", item.target):
+            with dst.explain("write", target):
                 send.drain()
             with src.explain("read", item.source):
                 expected = finish_read()
-            with dst.explain("write", item.target):
+            if type(expected) is not str:  # a device's object, whose == could say anything
+                expected = "not a digest"
+            with dst.explain("write", target):
                 actual = dst.call("files_finish", handle, expected)
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be gone: the device cleans up then
                 dst.call("files_abort", handle)
             raise
         if actual != expected:
-            raise CommandError(
-                f"{item.target} {dst.where} did not arrive as sent (its SHA-256 differs), so it was not written"
-            )
+            raise _error(f"{target} {dst.where} did not arrive as sent (its SHA-256 differs), so it was not written")
 
 
-def _reader(side: _Side, read: Callable[[int], bytes]) -> Iterator[bytes]:
-    """The file's chunks; from the device, WINDOW reads ahead."""
-    if not side.remote:
-        while data := read(CHUNK):
-            yield data
-        return
-    import rpyc
+def _is_size(value: Any) -> bool:
+    return type(value) is int and value >= 0
 
-    fetch = rpyc.async_(read)
-    pending = collections.deque(fetch(CHUNK) for _ in range(WINDOW))
-    # The device answers in order; reads past the end return b"". A file that
-    # grows meanwhile stays consistent: both ends hash the same reads.
+
+def _is_entry(entry: Any) -> bool:
+    """A well-formed $ls entry from the device: (name, is directory, size or -1, mtime)."""
+    return (
+        type(entry) is tuple and len(entry) == 4 and type(entry[0]) is str and type(entry[1]) is bool
+        and type(entry[2]) is int and type(entry[3]) in (int, float) and 0 <= entry[3] < 1e11
+    )
+
+
+def _reader(side: _Side, read: Callable[[int], bytes], item: _Item) -> Iterator[bytes]:
+    """The file's chunks, up to the size announced when planning; from the device, WINDOW reads ahead.
+
+    A file that grows meanwhile is sent as it was announced, and a device
+    cannot send more than it announced: asking for no more than that, the
+    transfer refuses an answer that holds more (or is not bytes). Both ends
+    hash the same reads, so a file that shrinks stays consistent too.
+    """
+    asks = (min(CHUNK, item.size - offset) for offset in range(0, item.size, CHUNK))
+    fetch = read
+    if side.remote:
+        import rpyc
+
+        fetch = rpyc.async_(read)
+    pending = collections.deque((size, fetch(size)) for size in itertools.islice(asks, WINDOW if side.remote else 1))
     while pending:
-        data = pending.popleft().value
-        if data:
-            pending.append(fetch(CHUNK))
-            yield data
+        size, answer = pending.popleft()
+        data = answer.value if side.remote else answer
+        if type(data) is not bytes or len(data) > size:
+            raise _error(
+                f"the device sent more of {item.source} than the {byte_size(item.size)} it announced: "
+                "it was not written"
+            )
+        if not data:  # the file shrank
+            return
+        following = next(asks, None)
+        if following is not None:
+            pending.append((following, fetch(following)))
+        yield data
 
 
 class _Writer:
@@ -449,9 +564,11 @@ def list_directory(shell: Shell, path: str) -> None:
             return side.call("files_listdir", path)
 
     full, entries = _Job(device).run(work)
-    lines = [f"{full}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}\n"]
+    if type(full) is not str or type(entries) is not tuple or not all(map(_is_entry, entries)):
+        raise _error(f"the device answered nonsense listing {path}")
+    lines = [f"{shown(full)}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}\n"]
     for name, is_dir, size, mtime in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime)) if mtime else "?"
-        shown = "" if is_dir else "?" if size < 0 else byte_size(size)
-        lines.append(f"  {when}  {shown:>10}  {name}{'/' if is_dir else ''}\n")
+        amount = "" if is_dir else "?" if size < 0 else byte_size(size)
+        lines.append(f"  {when}  {amount:>10}  {shown(name)}{'/' if is_dir else ''}\n")
     shell.write("stdout", "".join(lines))

@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     security = parser.add_argument_group("security")
-    security.add_argument("--token", help="require this token from clients (or set XRPYC_TOKEN; --token-file)")
+    security.add_argument(
+        "--token",
+        help="require this token from clients; prefer --token-file or XRPYC_TOKEN: others see --token in ps",
+    )
     security.add_argument("--token-file", help="read the token from this file (first line)")
     security.add_argument("--certfile", help="serve TLS with this certificate (PEM; python -m xrpyc.device.certs)")
     security.add_argument("--keyfile", help="the certificate's private key (PEM)")
