@@ -101,6 +101,8 @@ def untrusted(stock_device: int) -> Iterator[RunningKernel]:
 
 
 def test_active_content_from_an_untrusted_device_does_not_reach_the_browser(untrusted: RunningKernel) -> None:
+    nh3_loaded = "$exec(\"import sys; print('nh3' in sys.modules)\")"
+    assert untrusted.run(f"'no HTML yet'\n{nh3_loaded}").stream() == "False\n"  # the kernel stays small
     result = untrusted.run(HOSTILE_CELL)
     assert result.status == "ok"
     outputs = published(result)
