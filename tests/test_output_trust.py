@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from kernel_client import RunningKernel, kernel
-from servers import stock_rpyc_classic
+from servers import free_port, stock_rpyc_classic
 from xrpyc.sanitize import clean_html, publishable
+from xrpyc.security import lookup
+from xrpyc.session import Address
 
 # Everything a device can put in a bundle to run script in the student's browser.
 HOSTILE = {
@@ -151,6 +153,24 @@ def test_a_trusted_device_shows_its_output_as_sent(stock_device: int, tmp_path: 
     with kernel(stock_device, JUPYTER_CONFIG_DIR=str(tmp_path)) as running:
         data = published(running.run(HOSTILE_CELL))[0]
         assert data["text/html"] == HOSTILE["text/html"] and "application/javascript" in data
+
+
+def test_the_private_device_the_kernel_started_is_trusted() -> None:
+    with kernel(XRPYC_DEVICE=f"127.0.0.1:{free_port()}") as running:
+        result = running.run(HOSTILE_CELL)
+        notes = result.stream("stderr")
+        assert "started a private xrpyc-device" in notes and "trusted=True" not in notes
+        assert published(result)[0]["application/javascript"] == HOSTILE["application/javascript"]
+
+
+def test_trusted_in_the_devices_file_must_be_a_boolean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path))
+    path = tmp_path / "xrpyc_devices.json"
+    path.write_text(json.dumps({"devices": {"board": {"trusted": "yes"}, "other": {"trusted": True}}}))
+    with pytest.raises(ValueError, match='"trusted" for board:18812 must be true or false'):
+        lookup(Address("board"))
+    assert lookup(Address("other")).trusted and not lookup(Address("other"), trusted=False).trusted
+    assert not lookup(Address("unknown")).trusted
 
 
 INJECTOR = """

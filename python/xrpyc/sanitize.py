@@ -163,18 +163,18 @@ def _filter(mime: str, value: str, encoded: bool, removed: list[str]) -> str | N
         return None
     if mime == "text/html":
         if _ACTIVE_HTML.search(value):
-            removed.append("active content in text/html (scripts, event handlers, frames, forms)")
+            removed.append("active HTML")
         return clean_html(value)
     if mime == "image/svg+xml":
         svg, active = clean_svg(value)
         if svg is None:
             removed.append("image/svg+xml (not an SVG document)")
         elif active:
-            removed.append("scripts, event handlers or links in image/svg+xml")
+            removed.append("active SVG")
         return svg
     if mime == "text/markdown":
         if "<" in value or _has_script_url(value):
-            removed.append("text/markdown with HTML or a script link")
+            removed.append("markdown with HTML or script links")
             return None
         return value
     removed.append(mime)

@@ -24,7 +24,7 @@ from .commands import CommandError
 from .history import History
 from .localdevice import PrivateDevice
 from .sanitize import publishable
-from .security import Credentials, lookup
+from .security import DEVICES_FILE, Credentials, lookup
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 from .videoviews import VideoViews
 
@@ -98,15 +98,16 @@ class Shell:
     def _publishable(self, device: Device, bundle: tuple, note: bool = True) -> dict[str, Any]:
         """The device's bundle as it may reach the browser (sanitize.py); the first removal in a
         cell gets a note on stderr, so that a user who misses something learns why."""
-        data, removed = publishable(bundle, device.credentials.trusted)
-        if removed and note and not self._removal_noted:
+        trusted = device.credentials.trusted
+        data, removed = publishable(bundle, trusted)
+        # From a trusted device, only malformed entries are removed: trusting it more would not help.
+        if removed and note and not trusted and not self._removal_noted:
             self._removal_noted = True
             self.write(
                 "stderr",
                 f"xrpyc: removed what could run code in this browser from {device.address}'s output "
-                f"({'; '.join(dict.fromkeys(removed))}). If you trust the device: "
-                f'$connect("{device.address}", trusted=True), or "trusted": true in its entry of the '
-                "devices file.\n",
+                f"({', '.join(dict.fromkeys(removed))}). To show it as sent, trust the device: "
+                f'$connect("{device.address}", trusted=True) or "trusted": true in {DEVICES_FILE}.\n',
             )
         return data
 
@@ -424,7 +425,7 @@ class _DeviceCalls:
             return True
         self._ignored += 1
         if self._ignored == 1:  # the kernel's log, not the notebook: that is what the device wants to reach
-            print(f"xrpyc: ignored {what} that {self._address} sent outside a running cell (and any after)",
+            print(f"xrpyc: ignored {what} that {self._address} sent outside a running cell (later ones silently)",
                   file=sys.stderr)  # fmt: skip
         return False
 
