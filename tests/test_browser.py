@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import free_port, stop
+from servers import free_port, stock_rpyc_classic, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,9 +111,12 @@ class Lab:
     process: subprocess.Popen
     log: Path
 
-    def api(self, method: str, path: str) -> object:
+    def api(self, method: str, path: str, body: object = None) -> object:
         request = urllib.request.Request(
-            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+            f"{self.url}{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            data=None if body is None else json.dumps(body).encode(),
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
@@ -444,3 +447,54 @@ def test_example_in_jupyterlab(example: Example, session: Session, tmp_path: Pat
     if example.screenshot and os.environ.get("XRPYC_SCREENSHOT"):  # opt-in: a test run must not change the repository
         example.screenshot.parent.mkdir(exist_ok=True)
         shutil.copyfile(screenshot, example.screenshot)
+
+
+# A device's output that runs script wherever a frontend lets it: each way records itself in window.xrpycRan.
+RAN = "(window.xrpycRan = (window.xrpycRan || []).concat('{}'))"
+# Two outputs: a frontend shows one type of each, the richest (JupyterLab ranks javascript above HTML).
+HOSTILE_OUTPUTS = (
+    {"application/javascript": RAN.format("javascript")},
+    {"text/html": f"<b>kept</b><img src=x onerror=\"{RAN.format('onerror')}\"><script>{RAN.format('script')}</script>"},
+)
+HOSTILE_CELL = (
+    "class Hostile:\n"
+    "    def __init__(self, bundle): self.bundle = bundle\n"
+    "    def _repr_mimebundle_(self, include=None, exclude=None): return self.bundle\n"
+    f"for bundle in {HOSTILE_OUTPUTS!r}: display(Hostile(bundle))"
+)
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["untrusted", "trusted"])
+def test_device_scripts_run_only_from_a_trusted_device(trusted: bool, session: Session, tmp_path: Path) -> None:
+    """JupyterLab runs a kernel's scripts: from an untrusted device none arrive; a trusted one's do (which shows
+    that the test would see them)."""
+    lab = session.lab
+    name = f"hostile-{'trusted' if trusted else 'untrusted'}.ipynb"
+    with stock_rpyc_classic() as port:
+        connect = f'$connect("127.0.0.1:{port}"{", trusted=True" if trusted else ""})'
+        cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
+                 for source in (connect, HOSTILE_CELL, "'the end'")]  # fmt: skip
+        notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "xrpyc", "display_name": "xrpyc"}},
+                    "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+        lab.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": notebook})
+        context = session.browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        try:
+            page.set_default_timeout(30_000)
+            page.goto(f"{lab.url}/lab/workspaces/{name.removesuffix('.ipynb')}/tree/{name}?token={lab.token}")
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+            _wait_for_kernel(page)
+            _run_all_cells(page)
+            _until(page, lambda: all(re.fullmatch(r"\[\d+\]:", p) for p in _prompts(page)), "end of the notebook")
+            kept = _cell(page, "class Hostile").locator(".jp-OutputArea-output b")
+            _until(page, lambda: kept.count() and kept.first.inner_text() == "kept", "the device's HTML")
+            expected = {"javascript", "onerror", "script"} if trusted else set()
+            # The image's error comes when its load fails: give it time.
+            _until(page, lambda: set(page.evaluate("window.xrpycRan || []")) == expected, f"scripts run: {expected}",
+                   timeout=10)  # fmt: skip
+            time.sleep(1)  # nothing more comes
+            assert set(page.evaluate("window.xrpycRan || []")) == expected
+        finally:
+            with contextlib.suppress(Exception):
+                context.close()
+            lab.shut_down_kernels()

@@ -68,7 +68,10 @@ def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) ->
         raise CommandError(f"{name} must be {what}, not {value!r}. Usage: {usage}")
 
 
-@command('$connect("host[:port]", port=18812, timeout=5, token=None, tls=None)', "run the next cells on that device")
+@command(
+    '$connect("host[:port]", port=18812, timeout=5, token=None, tls=None, trusted=None)',
+    "run the next cells on that device (trusted: show its HTML and scripts as sent)",
+)
 def connect(
     kernel: Shell,
     host: str,
@@ -76,6 +79,7 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT,
     token: str | None = None,
     tls: bool | str | None = None,
+    trusted: bool | None = None,
 ) -> None:
     usage = REGISTRY["connect"].usage
     _check("host", host, str, "a string", usage)
@@ -88,9 +92,11 @@ def connect(
         _check("token", token, str, "a string", usage)
     if tls is not None and not isinstance(tls, (bool, str)):
         raise CommandError(f"tls must be True/False or the path of a certificate to trust. Usage: {usage}")
+    if trusted is not None and not isinstance(trusted, bool):
+        raise CommandError(f"trusted must be True or False, not {trusted!r}. Usage: {usage}")
     try:
         address = Address.parse(host, port)
-        credentials = lookup(address, token, tls)
+        credentials = lookup(address, token, tls, trusted)
     except ValueError as error:
         raise CommandError(f"$connect: {error}. Usage: {usage}") from None
     kernel.connect(address, float(timeout), credentials)

@@ -42,7 +42,7 @@ class PrivateDevice:
     def __init__(self, process: subprocess.Popen, address: Address, token: str) -> None:
         self.process = process
         self.address = address
-        self.credentials = Credentials(token=token)
+        self.credentials = Credentials(token=token, trusted=True)  # it is the kernel's own
 
     @classmethod
     def start(cls) -> PrivateDevice:

@@ -8,9 +8,10 @@ The devices file is `xrpyc_devices.json` in Jupyter's config directory
 (`jupyter --config-dir`), so that tokens stay out of notebooks:
 
     {"devices": {"192.168.1.20": {"token": "...", "tls": true, "cafile": "/path/board.pem"},
-                 "lab-board-3:18812": {"token": "..."}}}
+                 "lab-board-3:18812": {"token": "...", "trusted": true}}}
 
-Keys are "host:port" or "host". Every field is optional.
+Keys are "host:port" or "host". Every field is optional. "trusted": the device's
+output is shown as sent, scripts and all (sanitize.py); by default it is not.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Credentials:
     cafile: str | None = None  # trust this certificate (a device's self-signed one) or CA; else the system's
     certfile: str | None = None  # a client certificate, for devices that require one
     keyfile: str | None = None
+    trusted: bool = False  # its output may run script in the browser (sanitize.py)
 
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.cafile)
@@ -79,7 +81,9 @@ def _token_file() -> str | None:
     return token or None
 
 
-def lookup(address: Address, token: str | None = None, tls: bool | str | None = None) -> Credentials:
+def lookup(
+    address: Address, token: str | None = None, tls: bool | str | None = None, trusted: bool | None = None
+) -> Credentials:
     """Credentials for `address`: explicit arguments first, then XRPYC_TOKEN, XRPYC_TOKEN_FILE, the devices file.
 
     `tls` may be True, or the path of a certificate to trust (a device's self-signed one).
@@ -88,10 +92,15 @@ def lookup(address: Address, token: str | None = None, tls: bool | str | None = 
     entry = _entry(address)
     use_tls = entry.get("tls", False) if tls is None else bool(tls)
     cafile = tls if isinstance(tls, str) else entry.get("cafile")
+    if trusted is None:
+        trusted = entry.get("trusted", False)
+        if not isinstance(trusted, bool):
+            raise ValueError(f"{devices_file()}: \"trusted\" for {address} must be true or false")
     return Credentials(
         token=token if token is not None else os.environ.get("XRPYC_TOKEN") or _token_file() or entry.get("token"),
         tls=bool(use_tls or cafile),
         cafile=cafile,
         certfile=entry.get("certfile"),
         keyfile=entry.get("keyfile"),
+        trusted=trusted,
     )

@@ -9,7 +9,6 @@ error reply with a message that says what happened.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -27,7 +26,8 @@ from .deadline import Attempt
 from .history import History
 from .localdevice import PrivateDevice
 from .loopback import listener_uids, owner_name
-from .security import Credentials, lookup
+from .sanitize import publishable
+from .security import DEVICES_FILE, Credentials, lookup
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 from .videoviews import VideoViews
 
@@ -74,6 +74,8 @@ class Shell:
         self._allow_stdin = False
         self._asking = False
         self._cancel_value: str | None = None
+        # Whether this cell's output already said that something was removed from it (sanitize.py).
+        self._removal_noted = False
         self.videos = VideoViews(native)
 
     # -- output ------------------------------------------------------------
@@ -85,18 +87,34 @@ class Shell:
     def stream(self, name: str) -> StreamWriter:
         return StreamWriter(self, name)
 
-    def _on_device_output(self, chunks: tuple) -> None:
-        # Called from the device (through rpyc) with ordered batches; see agent.Chunks.
+    def _on_device_output(self, device: Device, chunks: tuple) -> None:
+        # Called from the device (through rpyc, _DeviceCalls) with ordered batches; see agent.Chunks.
         for kind, payload in chunks:
             if kind == "display":
                 bundle, display_id, update = payload
-                transient = json.dumps({"display_id": display_id} if display_id else {})
+                transient = json.dumps({"display_id": display_id} if isinstance(display_id, str) else {})
                 publish = self.native.update_display_data if update else self.native.display_data
-                publish(json.dumps(mime_data(bundle)), "", transient)
+                publish(json.dumps(self._publishable(device, bundle)), "", transient)
             elif kind == "clear":
                 self.native.clear_output(bool(payload))
-            else:
+            elif kind in ("stdout", "stderr") and isinstance(payload, str):
                 self.native.stream(kind, payload)
+
+    def _publishable(self, device: Device, bundle: tuple, note: bool = True) -> dict[str, Any]:
+        """The device's bundle as it may reach the browser (sanitize.py); the first removal in a
+        cell gets a note on stderr, so that a user who misses something learns why."""
+        trusted = device.credentials.trusted
+        data, removed = publishable(bundle, trusted)
+        # From a trusted device, only malformed entries are removed: trusting it more would not help.
+        if removed and note and not trusted and not self._removal_noted:
+            self._removal_noted = True
+            self.write(
+                "stderr",
+                f"xrpyc: removed what could run code in this browser from {device.address}'s output "
+                f"({', '.join(dict.fromkeys(removed))}). To show it as sent, trust the device: "
+                f'$connect("{device.address}", trusted=True) or "trusted": true in {DEVICES_FILE}.\n',
+            )
+        return data
 
     # -- devices -----------------------------------------------------------
 
@@ -112,7 +130,10 @@ class Shell:
         self.credentials = device.credentials
         self._known.add(address)
         info = dict(device.info())
-        self.write("stdout", f"Connected to {address}: {info['machine']}, {info['python']}, rpyc {info['rpyc']}\n")
+        trust = " (trusted: its HTML and scripts run in this browser)" if device.credentials.trusted else ""
+        self.write(
+            "stdout", f"Connected to {address}{trust}: {info['machine']}, {info['python']}, rpyc {info['rpyc']}\n"
+        )
         return device
 
     def disconnect(self) -> None:
@@ -187,12 +208,12 @@ class Shell:
         self, address: Address, key: str, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
     ) -> Device:
         attempt = self._connecting = Attempt(timeout)
+        calls = _DeviceCalls(self, address)
         try:
-            return Device.connect(
-                address, key, self._on_device_output, timeout, credentials, self._on_input_request, attempt
-            )
+            calls.device = Device.connect(address, key, calls.output, timeout, credentials, calls.input, attempt)
         finally:
             self._connecting = None
+        return calls.device
 
     def _on_input_request(self, prompt: str, password: bool) -> tuple:
         """A cell's input() or getpass() on the device (called through rpyc, in the main thread)."""
@@ -248,6 +269,7 @@ class Shell:
         allow_stdin: bool,
     ) -> str:
         self._allow_stdin = allow_stdin
+        self._removal_noted = False
         if self.history is not None and store_history and not silent:
             self.history.start_cell(execution_count)
         try:
@@ -290,7 +312,7 @@ class Shell:
             if device.closed:  # lost, or let go after an interrupt: the next cell reconnects
                 self._drop_device()
         if bundle and not silent:
-            data = mime_data(bundle)
+            data = self._publishable(device, bundle)
             self.native.execute_result(execution_count, json.dumps(data), "")
             if self.history is not None and "text/plain" in data:
                 self.history.add_output(data["text/plain"])
@@ -302,11 +324,12 @@ class Shell:
 
     def _help(self, request: Help) -> list[dict[str, Any]]:
         """`name?` and `name??`: the device's description of `name` as a page, as IPython shows it."""
-        bundle = self.ensure_device().help(request.name, request.detail)
+        device = self.ensure_device()
+        bundle = device.help(request.name, request.detail)
         if not bundle:
             self.write("stdout", f"Object `{request.name}` not found.\n")
             return []
-        return [{"source": "page", "data": mime_data(bundle), "start": 0}]
+        return [{"source": "page", "data": self._publishable(device, bundle), "start": 0}]
 
     def _introspection_device(self) -> Device:
         """The device for Tab and Shift-Tab: the connected one; connecting is left to cells.
@@ -343,14 +366,15 @@ class Shell:
         )
 
     def inspect(self, code: str, cursor_pos: int, detail_level: int) -> str:
-        bundle: tuple = ()
+        data: dict[str, Any] = {}
         try:
-            bundle = self._introspection_device().inspect(code, cursor_pos, detail_level)
+            device = self._introspection_device()
+            # No note: there is no cell to write it in.
+            data = self._publishable(device, device.inspect(code, cursor_pos, detail_level), note=False)
         except (DeviceError, EOFError):
             pass
         except Exception as error:  # a bug of ours on the device: still an answer
             print(f"xrpyc: inspection failed: {type(error).__name__}", file=sys.stderr)
-        data = mime_data(bundle)
         return json.dumps({"status": "ok", "found": bool(data), "data": data, "metadata": {}})
 
     def is_complete(self, code: str) -> str:
@@ -396,16 +420,35 @@ class Shell:
             self.private_device = None
 
 
-def mime_data(bundle: tuple) -> dict[str, Any]:
-    """A device's ((mime, data), ...) as a Jupyter data dict: bytes in base64, JSON parsed."""
-    data: dict[str, Any] = {}
-    for mime, value in bundle:
-        if isinstance(value, bytes):
-            value = base64.b64encode(value).decode("ascii")
-        elif mime == "application/json" or mime.endswith("+json"):
-            value = json.loads(value)
-        data[mime] = value
-    return data
+class _DeviceCalls:
+    """What a device may call in the kernel, through rpyc, at any moment: a cell's output and input().
+
+    Both are taken only while that device runs this kernel's cell. Between cells, or while the
+    kernel waits for a completion, a device could otherwise publish output that looks like the
+    notebook's, or put up a password prompt; those calls are dropped (and logged once).
+    """
+
+    def __init__(self, shell: Shell, address: Address) -> None:
+        self._shell, self._address = shell, address
+        self.device: Device | None = None  # set once connected; calls during the connection are dropped
+        self._ignored = 0
+
+    def output(self, chunks: tuple) -> None:
+        if self._in_cell("output"):
+            assert self.device is not None
+            self._shell._on_device_output(self.device, chunks)
+
+    def input(self, prompt: str, password: bool) -> tuple:
+        return self._shell._on_input_request(prompt, password) if self._in_cell("a prompt") else ("nostdin",)
+
+    def _in_cell(self, what: str) -> bool:
+        if self.device is not None and self.device is self._shell._busy:
+            return True
+        self._ignored += 1
+        if self._ignored == 1:  # the kernel's log, not the notebook: that is what the device wants to reach
+            print(f"xrpyc: ignored {what} that {self._address} sent outside a running cell (later ones silently)",
+                  file=sys.stderr)  # fmt: skip
+        return False
 
 
 def _next_indent(text: str) -> str:
