@@ -114,7 +114,7 @@ def explain(first_bytes: bytes) -> str | None:
     if first_bytes.startswith(AUTH):
         return (
             "the device requires a token: $connect(host, token=...), XRPYC_TOKEN, XRPYC_TOKEN_FILE (a file "
-            "holding it), or the devices file in Jupyter's config dir (see README: Security)"
+            "holding it), or the devices file in Jupyter's config dir (see README: Security model)"
         )
     if first_bytes.startswith(DENIED):
         return "the device refused the token (a wrong token, or one for another device)"
