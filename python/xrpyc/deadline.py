@@ -26,7 +26,7 @@ class Attempt:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
-        self.stage = "connecting"
+        self.stage = "connection"
         self.expired = False
         self.cancelled = False
         self._sockets: list[socket.socket] = []
@@ -66,7 +66,7 @@ class Attempt:
             raise TimeoutError(self.timed_out())
 
     def timed_out(self) -> str:
-        return f"no answer within {self.timeout:g} s ({self.stage})"
+        return f"no answer within {self.timeout:g} s, during the {self.stage}"
 
     def run(self, stage: str, call: Callable[[], T]) -> T:
         """call() in a helper thread, for calls that cannot be woken (getaddrinfo): its result, or
