@@ -9,8 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -114,3 +115,26 @@ def stock_rpyc_classic(program: Path = BIN / "rpyc_classic") -> Iterator[int]:
         yield port
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def tcp_service(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP service on 127.0.0.1 that is not rpyc: `answer` handles each connection, held open until the end."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                accepted.append(conn)
+                with contextlib.suppress(OSError):
+                    answer(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()

@@ -19,7 +19,7 @@ import psutil
 import pytest
 import rpyc
 from kernel_client import kernel
-from servers import BIN, free_port, stock_rpyc_classic, stop, xrpyc_device
+from servers import BIN, free_port, stock_rpyc_classic, stop, tcp_service, xrpyc_device
 
 TOKEN = "a-token-for-the-boundary-tests"
 
@@ -236,32 +236,9 @@ BANNERS = {
 }
 
 
-@contextlib.contextmanager
-def talker(payload: bytes) -> Iterator[int]:
-    """A service that sends `payload` to whoever connects and then keeps the connection open."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = server.accept()
-                held.append(conn)
-                with contextlib.suppress(OSError):
-                    conn.sendall(payload)
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
-        for conn in held:
-            conn.close()
-
-
 @pytest.mark.parametrize("payload", BANNERS.values(), ids=BANNERS.keys())
 def test_connect_to_a_talking_peer_ends_at_its_deadline(payload: bytes, device: int) -> None:
-    with talker(payload) as port, kernel(device) as running:
+    with tcp_service(lambda conn: conn.sendall(payload)) as port, kernel(device) as running:
         started = time.monotonic()
         result = running.run(f'$connect("127.0.0.1:{port}", timeout=2)')
         elapsed = time.monotonic() - started
@@ -271,7 +248,7 @@ def test_connect_to_a_talking_peer_ends_at_its_deadline(payload: bytes, device: 
 
 
 def test_interrupt_ends_a_hanging_connect(device: int) -> None:
-    with talker(BANNERS["4 GB frame"]) as port, kernel(device) as running:
+    with tcp_service(lambda conn: conn.sendall(BANNERS["4 GB frame"])) as port, kernel(device) as running:
         running.run("kept = 'yes'")
         msg_id = running.kc.execute(f'$connect("127.0.0.1:{port}", timeout=60)')
         time.sleep(1.0)

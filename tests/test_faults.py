@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
 import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from kernel_client import kernel
-from servers import BIN, DEBIAN_RPYC_CLASSIC, free_port, start_classic, stock_rpyc_classic, stop
+from servers import BIN, DEBIAN_RPYC_CLASSIC, free_port, start_classic, stock_rpyc_classic, stop, tcp_service
 
 
 def test_device_killed_mid_cell_then_back() -> None:
@@ -60,34 +57,18 @@ def test_device_restarted_while_idle_is_reconnected_transparently() -> None:
         stop(device)
 
 
-@contextlib.contextmanager
-def fake_service(behaviour: str) -> Iterator[int]:
-    """A TCP service on 127.0.0.1 that is not rpyc: silent, or answering like a web server."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
+def answer_like_a_web_server(conn: socket.socket) -> None:
+    conn.recv(1024)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    conn.close()
 
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = server.accept()
-                accepted.append(conn)
-                if behaviour == "http":
-                    conn.recv(1024)
-                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
-        for conn in accepted:
-            conn.close()
+BEHAVIOURS = {"silent": lambda conn: None, "http": answer_like_a_web_server}
 
 
 @pytest.mark.parametrize("behaviour", ["silent", "http"])
 def test_a_service_that_is_not_rpyc(stock_device: int, behaviour: str) -> None:
-    with fake_service(behaviour) as port, kernel(stock_device) as running:
+    with tcp_service(BEHAVIOURS[behaviour]) as port, kernel(stock_device) as running:
         started = time.monotonic()
         result = running.run(f'$connect("127.0.0.1:{port}", timeout=1)')
         assert time.monotonic() - started < 4
