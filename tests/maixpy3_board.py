@@ -88,10 +88,12 @@ def _emulate_native_modules() -> None:
         PILImage.ANTIALIAS = PILImage.LANCZOS
 
 
-def _announce_when_listening(server_of_view: object, rpyc_port: int) -> None:
+def _announce_when_listening(view: object, rpyc_port: int) -> None:
+    """READY once rpyc listens and the view server either listens or has given up (its port was taken)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if server_of_view() is not None:
+        thread = view()
+        if thread is not None and (thread.server is not None or not thread.is_alive()):
             try:
                 socket.create_connection(("127.0.0.1", rpyc_port), timeout=0.2).close()
             except OSError:
@@ -110,7 +112,7 @@ def main() -> None:
         from maix import mjpg
 
         def server() -> object:
-            return getattr(mjpg.MjpgSrv, "server", None)
+            return mjpg.MjpgSrv
 
         def start() -> None:
             mjpg.start(host="127.0.0.1", mjpg=view_port, rpyc=rpyc_port)
@@ -118,7 +120,7 @@ def main() -> None:
         from maix.utils import rtsps
 
         def server() -> object:
-            return getattr(rtsps.RtspVar, "server", None)
+            return rtsps.RtspVar
 
         def start() -> None:
             rtsps.start(host="127.0.0.1", rtsp=view_port, rpyc=rpyc_port)

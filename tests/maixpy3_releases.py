@@ -54,10 +54,10 @@ def release(version: str) -> Path:
 
 
 @contextlib.contextmanager
-def board(version: str, view: str = "mjpg") -> Iterator[tuple[int, int]]:
+def board(version: str, view: str = "mjpg", view_port: int = 0) -> Iterator[tuple[int, int]]:
     """A stand-in board running `version` (view "mjpg" or "rtsps"); yields (rpyc port, view port)."""
     files = release(version)
-    view_port, rpyc_port = free_port(), free_port()
+    view_port, rpyc_port = view_port or free_port(), free_port()
     process, port = start_ready_server(
         [sys.executable, str(BOARD), str(files), view, str(view_port), str(rpyc_port)], timeout=60
     )
