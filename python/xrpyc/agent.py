@@ -504,21 +504,150 @@ class Agent:
     def is_complete(self, code: str) -> str:
         return code_status(code)
 
-    def video_port(self) -> Optional[int]:
-        """The port of this device's MJPEG live view, if it serves one: MaixPy3
-        boards run maix.mjpg (18811) in the rpyc server's process, xrpyc-device
-        its own server."""
-        ours = sys.modules.get("xrpyc.device.mjpeg")
-        port = getattr(ours, "serving_port", None)
-        if port:
-            return int(port)
-        if "maix.mjpg" in sys.modules:
-            return 18811
-        return None
+    def live_view(self) -> Optional[tuple]:
+        """Where this device shows its live view, as its own modules say: see live_view()."""
+        return live_view(self._send)
 
     def device_info(self) -> tuple:
         """Facts about the device, as ((label, value), ...): see devicefacts.py."""
         return device_facts()
+
+
+def live_view(kernel_link: Any = None) -> Optional[tuple]:
+    """The device's live view: ("http", port, "/"), ("maix-rtsp", port, source) or None.
+
+    Read from the servers the device's own modules run, never guessed from a
+    port number: xrpyc-device's MJPEG server, MaixPy3's `maix.mjpg` (port in
+    its server, else `MjpgPort`) and MaixPy3 0.3.4-0.4.3's legacy
+    `maix.utils.rtsps` (`RtspVar`, `RtspPort`). What the port speaks is the
+    class of the server listening there. A server that could not take its
+    port (MaixPy3 hides that) is no view. Modules are only looked up in
+    sys.modules: importing maix.utils.rtsps on 0.3.5-0.4.3 would replace
+    `maix.utils` (which is _maix there) and break display.show().
+    For MaixPy3 releases whose display.show() does not feed the view by
+    itself, `kernel_link` (the kernel's callback, whose connection tells when
+    the kernel is gone) gets it adapted until the last such kernel leaves.
+    """
+    ours = sys.modules.get("xrpyc.device.mjpeg")
+    port = getattr(ours, "serving_port", None)
+    if port:
+        return ("http", int(port), "/")
+    mjpg = sys.modules.get("maix.mjpg")
+    port = _listening_port(getattr(mjpg, "MjpgSrv", None), getattr(mjpg, "MjpgPort", None))
+    if port is not None and _speaks_http(mjpg.MjpgSrv.server):
+        _adapt_maix_display(mjpg, kernel_link)
+        return ("http", port, "/")
+    rtsps = sys.modules.get("maix.utils.rtsps")
+    port = _listening_port(getattr(rtsps, "RtspVar", None), getattr(rtsps, "RtspPort", None))
+    if port is not None and type(rtsps.RtspVar.server).__module__ == rtsps.__name__:
+        return ("maix-rtsp", port, "/dev/display")
+    return None
+
+
+def _listening_port(thread: Any, configured: Any) -> Optional[int]:
+    """The port a MaixPy3 server thread listens on, or None when it is not (its bind failed, it ended)."""
+    server = getattr(thread, "server", None)
+    if server is None or not thread.is_alive():
+        return None
+    try:
+        if server.socket.fileno() < 0:
+            return None
+        return int(server.server_address[1])  # the real one, also when started with port 0
+    except (AttributeError, OSError, TypeError, ValueError, IndexError):
+        return int(configured) if isinstance(configured, int) and 0 < configured < 65536 else None
+
+
+def _speaks_http(server: Any) -> bool:
+    from http.server import HTTPServer
+
+    return isinstance(server, HTTPServer)
+
+
+def _view_state() -> Any:
+    """What live_view() changed in MaixPy3's modules, shared by the device's kernels (in the registry module)."""
+    _registry()
+    module = sys.modules[REGISTRY_MODULE]
+    if not hasattr(module, "view_links"):
+        module.view_links = []  # connections of the kernels viewing through an adapted display
+        module.view_undo = []  # what puts MaixPy3's modules back as they were
+        module.view_lock = threading.Lock()
+    return module
+
+
+def _adapt_maix_display(mjpg: Any, kernel_link: Any) -> None:
+    """Make display.show() feed the MJPEG view on releases that do not by default, while kernels watch.
+
+    0.3.4: show() feeds it only after display.jupyter(show=True), whose
+    default debug=True stores each frame 9 times (debug=False here).
+    0.4.6 and later: store_mjpg() silently ignores PIL images (its PIL branch
+    is commented out): they are encoded with Pillow here and stored as JPEG.
+    """
+    link = _connection_of(kernel_link)
+    if link is None:
+        return
+    display = sys.modules.get("maix.display")
+    needs_jupyter = display is not None and hasattr(display, "jupyter") and not getattr(display, "_remote_show", True)
+    ignores_pil = "PIL" not in getattr(getattr(mjpg.store_mjpg, "__code__", None), "co_names", ("PIL",))
+    state = _view_state()
+    with state.view_lock:
+        if state.view_undo:  # adapted already, for another kernel
+            state.view_links.append(link)
+            return
+        if not (needs_jupyter or ignores_pil):
+            return
+        state.view_links.append(link)
+        if needs_jupyter:
+            shown, debug = display._remote_show, display._remote_debug
+            display.jupyter(show=True, debug=False)
+            state.view_undo.append(lambda: display.jupyter(show=shown, debug=debug))
+        if ignores_pil:
+            original = mjpg.store_mjpg
+
+            def store_mjpg(img: Any) -> Any:
+                if type(img).__module__.startswith("PIL."):
+                    import io
+
+                    out = io.BytesIO()
+                    img.convert("RGB").save(out, "JPEG", quality=85)
+                    img = out.getvalue()
+                return original(img)
+
+            mjpg.store_mjpg = store_mjpg
+
+            def restore() -> None:
+                if mjpg.store_mjpg is store_mjpg:
+                    mjpg.store_mjpg = original
+
+            state.view_undo.append(restore)
+        threading.Thread(target=_undo_when_kernels_leave, args=(state,), daemon=True).start()
+
+
+def _connection_of(netref: Any) -> Any:
+    """The rpyc connection a kernel's callback came over; None in-process (unit tests)."""
+    try:
+        conn = object.__getattribute__(netref, "____conn__")
+    except AttributeError:
+        return None
+    if not hasattr(conn, "closed") and callable(conn):  # older rpyc keeps a weak reference
+        conn = conn()
+    return conn if hasattr(conn, "closed") else None
+
+
+def _undo_when_kernels_leave(state: Any) -> None:
+    """Put MaixPy3's display back once no kernel that needed it is connected (checked each second)."""
+    import time
+
+    while True:
+        time.sleep(1.0)
+        with state.view_lock:
+            state.view_links[:] = [link for link in state.view_links if not link.closed]
+            if not state.view_links:
+                while state.view_undo:
+                    try:
+                        state.view_undo.pop()()
+                    except Exception:
+                        pass  # MaixPy3 changed under us: nothing more to put back
+                return
 
 
 def _defining_files(namespace: Dict[str, Any]) -> set:

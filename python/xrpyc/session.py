@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import socket
 import sys
 import threading
@@ -328,6 +329,29 @@ def _bound_link_failures(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, LINK_TIMEOUT * 1000)
 
 
+# What the agent may call a view: MJPEG over HTTP, or MaixPy3's legacy RTSP (maixrtsp.py).
+VIEW_SCHEMES = frozenset(("http", "maix-rtsp"))
+# A source path as the device may name it: no spaces, quotes or URL syntax beyond the path.
+VIEW_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
+
+
+def live_view_url(host: str, view: Any) -> str | None:
+    """The URL of a live view the agent described as (kind, port, path); None for anything else.
+
+    The description comes from the device: only exact plain values pass
+    (type() rather than isinstance(), which an rpyc proxy can fake).
+    """
+    if type(view) is not tuple or len(view) != 3:
+        return None
+    kind, port, path = view
+    if type(kind) is not str or kind not in VIEW_SCHEMES or type(port) is not int or not 0 < port < 65536:
+        return None
+    if type(path) is not str or not VIEW_PATH.fullmatch(path):
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{kind}://{host}:{port}{path}"
+
+
 class Device:
     """A live connection to one device, with this kernel's agent on it."""
 
@@ -357,10 +381,12 @@ class Device:
 
         self._complete = async_(agent.complete)
         self._inspect = async_(agent.inspect)
-        port = agent.video_port()
-        host = f"[{address.host}]" if ":" in address.host else address.host
-        # The device's MJPEG live view (MaixPy3's display.show), if it serves one.
-        self.video_url = f"http://{host}:{port}/" if port else None
+        # The device's live view (MaixPy3's display.show), if it serves one.
+        try:
+            view = agent.live_view()
+        except Exception:  # a device's failure here costs the view, never the connection
+            view = None
+        self.video_url = live_view_url(address.host, view)
         self._abandoned = False
         self._closed = False
         # Set while no cell runs; interrupt() waits on it.
