@@ -82,7 +82,7 @@ class MjpegHttpSource:
         self._closed = threading.Event()
         self._response: http.client.HTTPResponse | None = None
         self._delimiters: frozenset[bytes] = frozenset()
-        self._at_part_headers = False  # the boundary line before the next part is already read
+        self._read_delimiter: str | None = None  # the delimiter after the last part, when already read
         kind = http.client.HTTPSConnection if parts.scheme.lower() == "https" else http.client.HTTPConnection
         self._connection = kind(parts.hostname, parts.port, timeout=min(timeout, CONNECT_TIMEOUT))
         self._connection.connect()
@@ -141,26 +141,36 @@ class MjpegHttpSource:
             self._delimiters = frozenset(delimiters)
         return response
 
-    def _is_delimiter(self, line: bytes) -> bool:
+    def _delimiter(self, line: bytes) -> str | None:
+        """"part" for a boundary line, "end" for the closing one, else None."""
         line = line.rstrip()
-        if line.endswith(b"--") and len(line) > 2 and self._is_delimiter(line[:-2]):
-            return True  # the closing delimiter: the next read finds the end of the response
-        return line in self._delimiters if self._delimiters else line.startswith(b"--")
+        if line.endswith(b"--") and len(line) > 2 and self._delimiter(line[:-2]):
+            return "end"
+        if line in self._delimiters if self._delimiters else line.startswith(b"--"):
+            return "part"
+        return None
 
     def _next_part(self, response: http.client.HTTPResponse) -> bytes | None:
-        if not self._at_part_headers:
+        delimiter, self._read_delimiter = self._read_delimiter, None
+        if delimiter == "end":
+            return None
+        if delimiter is None:
             skipped = 0
             while True:
                 line = response.readline(MAX_LINE)
                 if not line:
                     return None
-                if self._is_delimiter(line):
+                delimiter = self._delimiter(line)
+                if delimiter == "end":
+                    return None
+                if delimiter:
                     break
                 skipped += len(line)
                 if skipped > MAX_PREAMBLE:
                     raise ValueError("not an MJPEG stream: no part boundary found")
-        self._at_part_headers = False
         length = self._part_headers(response)
+        if length == -1:
+            return None
         if length is None:
             return self._read_to_boundary(response)
         if length > MAX_PART:
@@ -169,12 +179,14 @@ class MjpegHttpSource:
         return data if len(data) == length else None
 
     def _part_headers(self, response: http.client.HTTPResponse) -> int | None:
-        """Reads the part's headers; returns its Content-Length, if given."""
+        """Reads the part's headers; returns its Content-Length, if given (-1: the stream ended)."""
         length, timestamp = None, None
         for _ in range(MAX_PART_HEADERS):
             line = response.readline(MAX_LINE)
+            if not line:
+                return -1
             if not line.endswith(b"\n"):
-                raise ValueError("a part's header is too long or cut off")
+                raise ValueError("a part's header line is too long")
             name, colon, value = line.partition(b":")
             if not line.strip():
                 self.timestamp = timestamp
@@ -201,8 +213,9 @@ class MjpegHttpSource:
             line = response.readline(MAX_PART + 1 - size)
             if not line:
                 return None
-            if self._is_delimiter(line) and (not chunks or chunks[-1].endswith(b"\n")):
-                self._at_part_headers = True
+            delimiter = self._delimiter(line) if not chunks or chunks[-1].endswith(b"\n") else None
+            if delimiter:
+                self._read_delimiter = delimiter
                 break
             chunks.append(line)
             size += len(line)
