@@ -40,10 +40,12 @@ from xrpyc.video import (
     public_url,
     with_standard_huffman_tables,
 )
+from xrpyc.videorecord import Recorder
 from xrpyc.videosources import MjpegHttpSource
 
 RTSP_SERVER = FIXTURES / "rtsp-test-server"
 MJPEG_SERVER = FIXTURES / "mjpeg-http-test-server"
+H265_SERVER = Path(__file__).with_name("h265-rtsp-server")  # ours: the fixture's has no H.265
 GST_CHECK = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
 
 
@@ -63,6 +65,11 @@ def _mjpeg_missing() -> str | None:
     return None
 
 
+def _h265_missing() -> str | None:
+    check = subprocess.run([str(H265_SERVER), "--check"], capture_output=True, text=True)
+    return None if check.returncode == 0 else check.stdout.strip() or check.stderr.strip()
+
+
 # -- servers ------------------------------------------------------------------------------------------
 
 
@@ -80,6 +87,11 @@ def _fixture_server(program: Path, missing: str | None, *args: str) -> Iterator[
 
 def rtsp_server(*args: str) -> contextlib.AbstractContextManager[tuple[subprocess.Popen, str]]:
     return _fixture_server(RTSP_SERVER, _rtsp_missing(), *args)
+
+
+def h265_server() -> contextlib.AbstractContextManager[tuple[subprocess.Popen, str]]:
+    """A MaixCAM-like H.265 RTSP server (tests/h265-rtsp-server): path /live."""
+    return _fixture_server(H265_SERVER, _h265_missing())
 
 
 @contextlib.contextmanager
@@ -245,10 +257,12 @@ def video_threads() -> list[threading.Thread]:
 
 
 @contextlib.contextmanager
-def playing(url: str, **options: Any) -> Iterator[tuple[VideoStream, FakePublisher, Ends]]:
+def playing(
+    url: str, recorder: Recorder | None = None, **options: Any
+) -> Iterator[tuple[VideoStream, FakePublisher, Ends]]:
     """A started VideoStream on `url`, stopped (and checked to leave no thread) afterwards."""
     publisher, ends = FakePublisher(), Ends()
-    stream = VideoStream(url, publisher, VideoOptions(**options), on_end=ends)
+    stream = VideoStream(url, publisher, VideoOptions(**options), on_end=ends, recorder=recorder)
     stream.start()
     try:
         yield stream, publisher, ends
@@ -375,6 +389,82 @@ def test_fps_cap_holds(rtsp: str, path: str, fps: float) -> None:
     # The source sends 30 fps: a cap of 30 shows nearly all of them, a lower cap exactly its rate.
     assert 0.85 * fps * seconds <= len(shown) <= fps * seconds + 1
     assert stats["frames_received"] >= 0.9 * 30 * seconds
+
+
+@pytest.mark.video
+def test_h265_over_rtsp_is_decoded_and_shown(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    with h265_server() as (_, base):
+        url = f"{base}/live"
+        with playing(url, recorder=Recorder(tmp_path / "h265.mp4"), timeout=10) as (stream, publisher, _):
+            images = wait_for_images(publisher, 20, timeout=20)
+            stats = stream.stats
+    assert_one_live_image(images, url, 640, 480)
+    assert stats["codec"] == "hevc" and stats["encoder"] in ("simplejpeg", "pillow")
+    assert stats["frames_decoded"] >= stats["frames_shown"] > 0 and stats["last_error"] is None
+    assert_recording(tmp_path / "h265.mp4", "hevc", stats["frames_received"] - 30, (640, 480))
+
+
+# -- recording ----------------------------------------------------------------------------------------------
+
+
+def assert_recording(path: Path, codec: str, at_least: int, size: tuple[int, int]) -> None:
+    """The file plays: every frame of its one video stream decodes, at the stream's size."""
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        (stream,) = container.streams.video
+        assert stream.codec_context.name == codec
+        frames = list(container.decode(stream))
+    assert len(frames) >= at_least
+    assert {(f.width, f.height) for f in frames} == {size}
+    times = [f.time for f in frames]
+    assert times == sorted(times) and times[-1] - times[0] >= (len(frames) - 1) / 60  # a real duration
+
+
+@pytest.mark.video
+@pytest.mark.parametrize("name", ["run.mkv", "run.mp4", "run.avi"])
+def test_recording_a_jpeg_stream_keeps_its_jpegs(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("av")
+    recorder = Recorder(tmp_path / name)
+    with mjpeg_server() as url, playing(url, recorder=recorder) as (stream, publisher, _):
+        wait_for_images(publisher, 30)
+        assert publisher.wait_for(lambda p: f"recording {name}:" in p.readouts()[-1].data["text/plain"], 3)
+    received = stream.stats["frames_received"]
+    assert recorder.closed and recorder.error is None and recorder.frames == received
+    assert publisher.readouts()[-1].data["text/plain"].startswith(f"{url} · stopped · recorded {name}: ")
+    assert_recording(tmp_path / name, "mjpeg", received, (640, 480))
+
+
+@pytest.mark.video
+def test_recording_h264_without_reencoding(rtsp: str, tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "h264.mp4")
+    with playing(f"{rtsp}/h264", recorder=recorder) as (stream, publisher, _):
+        wait_for_images(publisher, 30)
+    assert recorder.error is None and recorder.frames >= stream.stats["frames_received"] - 30
+    assert_recording(tmp_path / "h264.mp4", "h264", recorder.frames, (640, 480))
+
+
+@pytest.mark.video
+def test_recording_ends_with_the_stream(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    recorder = Recorder(tmp_path / "cut.mkv")
+    with mjpeg_server("--stop-after", "1.5") as url, playing(url, recorder=recorder, timeout=2) as (_, _, ends):
+        assert ends.event.wait(6)
+    assert recorder.closed and "recorded cut.mkv" in ends.messages[0]
+    assert_recording(tmp_path / "cut.mkv", "mjpeg", 10, (640, 480))
+
+
+def test_recorder_refuses_an_existing_file_unless_asked(tmp_path: Path) -> None:
+    existing = tmp_path / "run.mp4"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="exists: pass overwrite=True to replace it"):
+        Recorder(existing)
+    assert existing.read_bytes() == b"keep me"
+    with pytest.raises(ValueError, match=re.escape("must end with one of .mp4, .mov, .mkv, .avi")):
+        Recorder(tmp_path / "run.gif")
+    recorder = Recorder(existing, overwrite=True)
+    recorder.close()  # no frame came: nothing is left behind
+    assert not existing.exists() and recorder.status() == "recording run.mp4 failed: no frame came"
 
 
 # -- streams that end -----------------------------------------------------------------------------------

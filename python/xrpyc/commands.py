@@ -176,7 +176,7 @@ def video(
 
         try:
             # Relative to the kernel's working directory: the notebook's.
-            recorder = Recorder(os.path.expanduser(record), overwrite=overwrite)
+            recorder = Recorder(os.path.abspath(os.path.expanduser(record)), overwrite=overwrite)
         except (OSError, ValueError) as error:
             message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
@@ -184,7 +184,7 @@ def video(
             raise CommandError(f"$video: cannot record: {message}") from None
     kernel.videos.start(source, float(fps), width, timeout, recorder)
     if recorder is not None:
-        kernel.write("stdout", f"recording to {os.path.abspath(recorder.path)}\n")
+        kernel.write("stdout", f"recording to {recorder.path}\n")
 
 
 @command("$video.stop()", "stop the streams started with $video (interrupting the kernel does too)")

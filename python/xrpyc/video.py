@@ -304,12 +304,12 @@ class VideoStream:
                 if packet.size:  # demux() ends with empty packets, meant to flush decoders
                     with self._cond:
                         self._counts["received"] += 1
-                    if self.recorder is not None:
-                        self.recorder.add_packet(packet, stream)
                     if self._codec == "mjpeg":
                         self._pass_jpeg(bytes(packet), _seconds(packet))
                     else:
                         self._decode(packet)
+                    if self.recorder is not None:  # after decoding: the recorder retimes the packet
+                        self.recorder.add_packet(packet, stream)
             return "the stream ended"
         except av.ExitError:  # PyAV's read timeout, through FFmpeg's interrupt callback
             raise _Ended(f"no data for {self.options.timeout:g} s") from None
