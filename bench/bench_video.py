@@ -1,10 +1,21 @@
-"""Benchmark xrpyc.video: 640x480@30 H.264 over RTSP into a VideoStream, and the JPEG encoders.
+"""Benchmark xrpyc.video: JPEG pass-through in a real kernel, 640x480@30 H.264 over RTSP into a VideoStream,
+and the JPEG encoders.
 
 Run from the repository root, after `make all`, `../shared/fixtures/install-media-deps` and
 `.venv/bin/python -m pip install av pillow simplejpeg`:
 
     .venv/bin/python bench/bench_video.py                 # 60 s run
     .venv/bin/python bench/bench_video.py --seconds 20
+    .venv/bin/python bench/bench_video.py --part kernel   # only 0. below
+
+0. The kernel: `$video(url, fps=30)` of the MJPEG fixture (../shared/fixtures/mjpeg-http-test-server,
+   MaixPy3's wire format) in a real xrpyc kernel, read by a jupyter_client notebook client for --seconds
+   after a warm-up: image messages received per second, the kernel process's CPU and RSS, the lag (when a
+   frame reached the notebook client minus when it reached a second client reading the server directly),
+   and which of av, numpy, simplejpeg, PIL the kernel loaded. The same for MaixPy3's legacy RTSP when
+   xrpyc.maixrtsp exists and XRPYC_BENCH_LEGACY_URL names a maix-rtsp:// stand-in (else "n/a"). Then the
+   idle RSS of a kernel that ran a cell showing 30 pictures on an xrpyc-device with, and without, an MJPEG
+   live view.
 
 The fixture's RTSP server (../shared/fixtures/rtsp-test-server, a separate process) sends 640x480@30 H.264.
 
