@@ -10,6 +10,8 @@ DEB_PACKAGES := cmake g++ make python3-dev python3-venv xeus-dev xtl-dev nlohman
 # For the tests: an rpyc 5.x device (Debian's own rpyc), network namespaces,
 # a browser for JupyterLab (tests/test_browser.py drives it with Playwright).
 DEB_PACKAGES += python3-rpyc iproute2 chromium
+# tests/h265-rtsp-server's H.265 encoder, x265enc (the fixtures' install-media-deps adds the RTSP server).
+DEB_PACKAGES += gstreamer1.0-plugins-bad
 CXX_SOURCES := $(wildcard xrpyc/*.cpp xrpyc/*.hpp cmake/*.cmake) CMakeLists.txt
 PYTEST_ARGS ?=
 

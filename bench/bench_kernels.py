@@ -179,10 +179,11 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.stdout.close()
 
 
-def device_command() -> list[str]:
+def device_command(mjpeg_port: str = "0") -> list[str]:
+    """An xrpyc-device on a free port; its MJPEG live view on `mjpeg_port` ("0": none, "auto": a free port)."""
     script = Path(sys.executable).with_name("xrpyc-device")
     program = [str(script)] if script.exists() else [sys.executable, "-m", "xrpyc.device"]
-    return [*program, "--host", LOOPBACK, "--port", "0", "--mjpeg-port", "0"]
+    return [*program, "--host", LOOPBACK, "--port", "0", "--mjpeg-port", mjpeg_port]
 
 
 def read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
@@ -194,11 +195,13 @@ def read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def xrpyc_device() -> Iterator[str]:
+def xrpyc_device(mjpeg_port: str = "0") -> Iterator[str]:
     """An xrpyc-device on a free loopback port, for one kernel; yields "127.0.0.1:PORT"."""
-    process = subprocess.Popen(device_command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    process = subprocess.Popen(device_command(mjpeg_port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     try:
         line = read_first_line(process, DEVICE_READY_TIMEOUT)
+        if line.startswith("MJPEG "):  # the live view's URL comes first
+            line = read_first_line(process, DEVICE_READY_TIMEOUT)
         prefix = f"READY rpyc://{LOOPBACK}:"
         if not line.startswith(prefix):
             raise RuntimeError(f"xrpyc-device did not start (its first line: {line!r})")
@@ -208,12 +211,12 @@ def xrpyc_device() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def kernel_env(name: str, base: dict[str, str]) -> Iterator[dict[str, str]]:
+def kernel_env(name: str, base: dict[str, str], mjpeg_port: str = "0") -> Iterator[dict[str, str]]:
     """The environment for one start of kernel `name` (with a running device for xrpyc)."""
     if name != "xrpyc":
         yield dict(base)
         return
-    with xrpyc_device() as address:
+    with xrpyc_device(mjpeg_port) as address:
         yield {**base, "XRPYC_DEVICE": address}
 
 
@@ -259,12 +262,14 @@ def log_tail(log: IO[bytes]) -> str:
 
 
 @contextlib.contextmanager
-def running_kernel(name: str, ctx: zmq.Context, base_env: dict[str, str]) -> Iterator[Started]:
-    """Start kernel `name` (xrpyc: with a device); shut everything down on leaving.
+def running_kernel(
+    name: str, ctx: zmq.Context, base_env: dict[str, str], mjpeg_port: str = "0"
+) -> Iterator[Started]:
+    """Start kernel `name` (xrpyc: with a device, its live view on `mjpeg_port`); shut everything down on leaving.
 
     The kernel's own output is captured and shown only when something fails.
     """
-    with kernel_env(name, base_env) as env, tempfile.TemporaryFile() as log:
+    with kernel_env(name, base_env, mjpeg_port) as env, tempfile.TemporaryFile() as log:
         km = KernelManager(kernel_name=KERNELS[name], context=ctx, ip=LOOPBACK, transport="tcp")
         try:
             start = time.perf_counter()

@@ -1,10 +1,21 @@
-"""Benchmark xrpyc.video: 640x480@30 H.264 over RTSP into a VideoStream, and the JPEG encoders.
+"""Benchmark xrpyc.video: JPEG pass-through in a real kernel, 640x480@30 H.264 over RTSP into a VideoStream,
+and the JPEG encoders.
 
 Run from the repository root, after `make all`, `../shared/fixtures/install-media-deps` and
 `.venv/bin/python -m pip install av pillow simplejpeg`:
 
     .venv/bin/python bench/bench_video.py                 # 60 s run
     .venv/bin/python bench/bench_video.py --seconds 20
+    .venv/bin/python bench/bench_video.py --part kernel   # only 0. below
+
+0. The kernel: `$video(url, fps=30)` of the MJPEG fixture (../shared/fixtures/mjpeg-http-test-server,
+   MaixPy3's wire format) in a real xrpyc kernel, read by a jupyter_client notebook client for --seconds
+   after a warm-up: image messages received per second, the kernel process's CPU and RSS, the lag (when a
+   frame reached the notebook client minus when it reached a second client reading the server directly),
+   and which of av, numpy, simplejpeg, PIL the kernel loaded. The same for MaixPy3's legacy RTSP when
+   xrpyc.maixrtsp exists and XRPYC_BENCH_LEGACY_URL names a maix-rtsp:// stand-in (else "n/a"). Then the
+   idle RSS of a kernel that ran a cell showing 30 pictures on an xrpyc-device with, and without, an MJPEG
+   live view.
 
 The fixture's RTSP server (../shared/fixtures/rtsp-test-server, a separate process) sends 640x480@30 H.264.
 
@@ -25,7 +36,12 @@ The report is a Markdown table on stdout, progress on stderr; nothing is asserte
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
+import hashlib
 import io
+import math
+import os
 import platform
 import statistics
 import subprocess
@@ -37,7 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import zmq
+from bench_kernels import execute_ok, idle_memory_mib, kernel_process, running_kernel, settle_iopub
 from xrpyc.video import VideoOptions, VideoStream, _encode_pillow, _encode_simplejpeg
+from xrpyc.videosources import MjpegHttpSource
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 ENCODER_FRAMES = 150
@@ -51,6 +70,10 @@ GOAL_CPU = 15.0  # % of one core
 GOAL_LATENCY_MS = 1000 / SOURCE_FPS
 LAG_GROWTH_MS = 1000 / SOURCE_FPS  # more than one frame of lag growth counts as growing
 RSS_GROWTH_MIB = 5.0
+GOAL_KERNEL_FPS = 28.0
+GOAL_PASSTHROUGH_CPU = 3.0  # % of one core
+GOAL_LAG_P95_MS = 50.0
+GOAL_VIEW_RSS_MIB = 1.0
 
 
 def log(message: str) -> None:
@@ -222,6 +245,107 @@ def live_run(url: str, seconds: float) -> dict[str, Any]:
     }
 
 
+# -- 3. the kernel: JPEG pass-through, and the memory of a live view ------------------------------------------
+
+
+class ReferenceReader:
+    """Reads a JPEG stream straight from the server, next to the kernel: when each frame (by digest) came.
+
+    The server sends every client the newest frame at once, so a frame's lag in the kernel's output is the
+    time it reached the notebook client minus the time it reached this reader.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.arrivals: dict[bytes, float] = {}
+        self._source = MjpegHttpSource(url, 5.0)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while (jpeg := self._source.read()) is not None:
+                self.arrivals[hashlib.sha1(jpeg).digest()] = time.time()
+                if len(self.arrivals) > 10 * SOURCE_FPS:  # the oldest go: dicts keep insertion order
+                    del self.arrivals[next(iter(self.arrivals))]
+
+    def close(self) -> None:
+        self._source.close()
+        self._thread.join(5)
+
+
+MODULES_CHECK = "import sys; print(sorted(m for m in ('av', 'numpy', 'simplejpeg', 'PIL') if m in sys.modules))"
+
+
+def kernel_jpeg_run(url: str, seconds: float, ctx: zmq.Context, lag: bool = True) -> dict[str, Any]:
+    """`$video(url, fps=30)` in a real kernel, read by a notebook client (jupyter_client) for `seconds`; the
+    lag only with `lag` (a ReferenceReader is a second client: MaixPy3's legacy RTSP serves one)."""
+    with running_kernel("xrpyc", ctx, dict(os.environ)) as kernel:
+        kc, process = kernel.kc, kernel_process(kernel.km)
+        settle_iopub(kc)
+        rss_before = idle_memory_mib(process)[0]
+        reference = ReferenceReader(url) if lag else None
+        msg_id = kc.execute(f'$video("{url}", fps={SOURCE_FPS})')
+        shown, lags, unmatched = 0, [], 0
+        started = time.monotonic()
+        cpu_start = wall_start = None
+        while time.monotonic() < started + WARMUP + seconds:
+            try:
+                msg = kc.get_iopub_msg(timeout=1.0)
+            except Exception:  # queue.Empty
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id or "image/jpeg" not in msg["content"].get("data", {}):
+                continue
+            now = time.time()
+            if wall_start is None:
+                if time.monotonic() < started + WARMUP:
+                    continue
+                cpu_start, wall_start = process.cpu_times(), time.monotonic()
+            shown += 1
+            if reference is None:
+                continue
+            sent = reference.arrivals.get(hashlib.sha1(base64.b64decode(msg["content"]["data"]["image/jpeg"])).digest())
+            if sent is None:
+                unmatched += 1
+            else:
+                lags.append(1000 * (now - sent))
+        if wall_start is None or cpu_start is None:
+            sys.exit(f"the kernel showed no frame of {url}")
+        cpu_end, wall = process.cpu_times(), time.monotonic() - wall_start
+        rss = process.memory_info().rss / 2**20
+        if reference is not None:
+            reference.close()
+        execute_ok(kc, "$video.stop()")
+        modules = execute_ok(kc, f'$exec("{MODULES_CHECK}")').stdout.strip()
+    lags.sort()
+    cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
+    return {
+        "seconds": wall,
+        "fps": shown / wall,
+        "cpu": 100 * cpu / wall,
+        "lag_p50": lags[len(lags) // 2] if lags else math.nan,
+        "lag_p95": lags[int(0.95 * (len(lags) - 1))] if lags else math.nan,
+        "unmatched": unmatched,
+        "rss_before": rss_before,
+        "rss": rss,
+        "modules": modules,
+    }
+
+
+# A cell that shows 30 pictures on the device (its live view serves them when it has one).
+SHOW_CELL = (
+    "import time\nfrom PIL import Image\nfrom xrpyc.device import display\n"
+    "for i in range(30):\n    display.show(Image.new('RGB', (320, 240), (8 * i, 80, 0)))\n    time.sleep(1 / 30)"
+)
+
+
+def connected_kernel_rss(ctx: zmq.Context, live_view: bool) -> float:
+    """RSS (MiB) of an idle kernel that ran SHOW_CELL on a device with, or without, a live view."""
+    with running_kernel("xrpyc", ctx, dict(os.environ), mjpeg_port="auto" if live_view else "0") as kernel:
+        settle_iopub(kernel.kc)
+        execute_ok(kernel.kc, SHOW_CELL)
+        return idle_memory_mib(kernel_process(kernel.km))[0]
+
+
 # -- report -----------------------------------------------------------------------------------------------
 
 
@@ -280,12 +404,99 @@ def report(encoders: list[tuple[str, float | None, float, int]], live: dict[str,
     return "\n".join(lines)
 
 
+def kernel_report(runs: list[tuple[str, dict[str, Any] | None]], rss: tuple[float, float] | None) -> str:
+    """The kernel-side table: `runs` are (source, kernel_jpeg_run result or None: not measured)."""
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = [
+        f"### The kernel: JPEG streams passed through, 640x480@{SOURCE_FPS}, `$video(url, fps={SOURCE_FPS})`",
+        "",
+        "Shown: image messages a jupyter_client notebook client received per second; lag: when a frame reached",
+        "that client minus when it reached a second, direct client of the same server; CPU and RSS: the kernel",
+        "process; modules: which of av, numpy, simplejpeg, PIL the kernel had loaded afterwards.",
+        "",
+        "| source | s | fps shown | kernel CPU | kernel RSS (before → during) | lag p50 / p95 | modules |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, run in runs:
+        if run is None:
+            lines.append(f"| {name} | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        lag = "n/a" if math.isnan(run["lag_p50"]) else f"{run['lag_p50']:.1f} / {run['lag_p95']:.1f} ms"
+        lines.append(
+            f"| {name} | {run['seconds']:.0f} | {run['fps']:.1f} | {run['cpu']:.1f} % | "
+            f"{run['rss_before']:.1f} → {run['rss']:.1f} MiB | {lag} | {run['modules']} |"
+        )
+    lines += [
+        "",
+        f"Goals: ≥ {GOAL_KERNEL_FPS:g} fps shown, kernel CPU ≤ {GOAL_PASSTHROUGH_CPU:g} %, "
+        f"lag p95 ≤ {GOAL_LAG_P95_MS:g} ms, no video library loaded.",
+    ]
+    if rss is not None:
+        without, with_view = rss
+        growth = with_view - without
+        lines += [
+            "",
+            "| idle kernel RSS after a cell that showed 30 pictures on the device | MiB | goal | met |",
+            "|---|---|---|---|",
+            f"| device without a live view | {without:.1f} | | |",
+            f"| device with a live view (MJPEG) | {with_view:.1f} ({growth:+.1f}) | ≤ +{GOAL_VIEW_RSS_MIB:g} MiB "
+            f"| {met(growth <= GOAL_VIEW_RSS_MIB)} |",
+        ]
+    return "\n".join(lines)
+
+
+def start_mjpeg_server() -> tuple[subprocess.Popen, str]:
+    """The fixture MJPEG-over-HTTP server (MaixPy3's wire format) on a free port; returns it and its URL."""
+    command = [str(FIXTURES / "mjpeg-http-test-server"), "--port", "0", "--style", "maixpy3"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("READY "):
+        process.terminate()
+        sys.exit(f"mjpeg-http-test-server did not start (run ../shared/fixtures/install-media-deps): {line!r}")
+    return process, line.split()[1]
+
+
+def kernel_part(seconds: float) -> str:
+    ctx = zmq.Context()
+    runs: list[tuple[str, dict[str, Any] | None]] = []
+    server, url = start_mjpeg_server()
+    try:
+        log(f"kernel: {seconds:g} s of $video({url})")
+        runs.append(("MJPEG over HTTP (mjpeg-http-test-server, MaixPy3 style)", kernel_jpeg_run(url, seconds, ctx)))
+    finally:
+        server.terminate()
+        server.wait(5)
+    legacy_url = os.environ.get("XRPYC_BENCH_LEGACY_URL")  # a maix-rtsp:// stand-in, from the caller
+    try:
+        import xrpyc.maixrtsp  # noqa: F401
+    except ImportError:
+        legacy_url = None
+    label = "MaixPy3 legacy RTSP (maix-rtsp://)"
+    if legacy_url:
+        log(f"kernel: {seconds:g} s of $video({legacy_url})")
+        runs.append((label, kernel_jpeg_run(legacy_url, seconds, ctx, lag=False)))
+    else:
+        runs.append((f"{label}: needs xrpyc.maixrtsp and XRPYC_BENCH_LEGACY_URL", None))
+    log("kernel: RSS with and without a live view")
+    rss = (connected_kernel_rss(ctx, live_view=False), connected_kernel_rss(ctx, live_view=True))
+    return kernel_report(runs, rss)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the live run (default 60)")
+    parser.add_argument("--part", choices=("all", "rtsp", "kernel"), default="all", help="what to measure")
     args = parser.parse_args()
     if args.seconds < 2 * EDGE_SAMPLES:
         parser.error(f"--seconds must be at least {2 * EDGE_SAMPLES}")
+    if args.part in ("all", "kernel"):
+        print(kernel_part(args.seconds) + "\n", flush=True)
+    if args.part == "kernel":
+        return
 
     server, base = start_server()
     try:

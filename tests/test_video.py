@@ -12,6 +12,7 @@ import contextlib
 import http.server
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,10 +38,14 @@ from xrpyc.video import (
     fit_width,
     jpeg_info,
     public_url,
+    with_standard_huffman_tables,
 )
+from xrpyc.videorecord import Recorder
+from xrpyc.videosources import MjpegHttpSource
 
 RTSP_SERVER = FIXTURES / "rtsp-test-server"
 MJPEG_SERVER = FIXTURES / "mjpeg-http-test-server"
+H265_SERVER = Path(__file__).with_name("h265-rtsp-server")  # ours: the fixture's has no H.265
 GST_CHECK = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
 
 
@@ -58,6 +63,11 @@ def _mjpeg_missing() -> str | None:
     if shutil.which("ffmpeg") is None:
         return "ffmpeg is not installed (../shared/fixtures/install-media-deps)"
     return None
+
+
+def _h265_missing() -> str | None:
+    check = subprocess.run([str(H265_SERVER), "--check"], capture_output=True, text=True)
+    return None if check.returncode == 0 else check.stdout.strip() or check.stderr.strip()
 
 
 # -- servers ------------------------------------------------------------------------------------------
@@ -79,6 +89,11 @@ def rtsp_server(*args: str) -> contextlib.AbstractContextManager[tuple[subproces
     return _fixture_server(RTSP_SERVER, _rtsp_missing(), *args)
 
 
+def h265_server() -> contextlib.AbstractContextManager[tuple[subprocess.Popen, str]]:
+    """A MaixCAM-like H.265 RTSP server (tests/h265-rtsp-server): path /live."""
+    return _fixture_server(H265_SERVER, _h265_missing())
+
+
 @contextlib.contextmanager
 def mjpeg_server(*args: str) -> Iterator[str]:
     with _fixture_server(MJPEG_SERVER, _mjpeg_missing(), *args) as (_, url):
@@ -94,11 +109,10 @@ def rtsp() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["maixpy3", "standard"])
-def mjpeg(request: pytest.FixtureRequest) -> Iterator[str]:
-    """URL of an MJPEG-over-HTTP server in each boundary style."""
-    pytest.importorskip("av")
+def mjpeg(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """Style and URL of an MJPEG-over-HTTP server in each boundary style."""
     with mjpeg_server("--style", request.param) as url:
-        yield url
+        yield request.param, url
 
 
 @contextlib.contextmanager
@@ -139,6 +153,38 @@ def multipart_server(part: bytes, rate: float = 100.0) -> Iterator[str]:
         stopping.set()
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def raw_http_server(respond: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
+    """A server for one connection at a time that reads the request and hands the socket and it to `respond`."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                with connection, contextlib.suppress(OSError):
+                    respond(connection, connection.recv(65536))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        listener.close()
+
+
+def read_all(url: str, timeout: float = 5.0) -> list[bytes]:
+    source = MjpegHttpSource(url, timeout)
+    frames = []
+    try:
+        while (frame := source.read()) is not None:
+            frames.append(frame)
+    finally:
+        source.close()
+    return frames
 
 
 # -- a publisher that records ---------------------------------------------------------------------------
@@ -211,10 +257,12 @@ def video_threads() -> list[threading.Thread]:
 
 
 @contextlib.contextmanager
-def playing(url: str, **options: Any) -> Iterator[tuple[VideoStream, FakePublisher, Ends]]:
+def playing(
+    url: str, recorder: Recorder | None = None, **options: Any
+) -> Iterator[tuple[VideoStream, FakePublisher, Ends]]:
     """A started VideoStream on `url`, stopped (and checked to leave no thread) afterwards."""
     publisher, ends = FakePublisher(), Ends()
-    stream = VideoStream(url, publisher, VideoOptions(**options), on_end=ends)
+    stream = VideoStream(url, publisher, VideoOptions(**options), on_end=ends, recorder=recorder)
     stream.start()
     try:
         yield stream, publisher, ends
@@ -229,15 +277,18 @@ def wait_for_images(publisher: FakePublisher, count: int, timeout: float = 10.0)
     return publisher.images()
 
 
-def assert_one_live_image(images: list[Message], url: str, width: int, height: int) -> None:
-    """One display_data, then update_display_data under the same display id; sizes in metadata and JPEG."""
+def assert_one_live_image(
+    images: list[Message], url: str, width: int, height: int, jpeg_size: tuple[int, int] | None = None
+) -> None:
+    """One display_data, then update_display_data under the same display id; the display size in metadata,
+    the JPEG's own size (the display size unless given)."""
     assert images[0].kind == "display"
     assert {m.kind for m in images[1:]} == {"update"}
     assert len({m.display_id for m in images}) == 1
     for message in images:
         assert message.data["text/plain"] == url
         assert message.metadata == {"image/jpeg": {"width": width, "height": height}}
-        assert jpeg_info(message.jpeg)[:2] == (width, height)
+        assert jpeg_info(message.jpeg)[:2] == (jpeg_size or (width, height))
     # The picture moves: frames shown are different frames.
     assert len({m.data["image/jpeg"] for m in images}) >= 0.9 * len(images)
 
@@ -279,24 +330,51 @@ def test_rtsp_jpeg_passes_through_without_decoding(rtsp: str) -> None:
 
 
 @pytest.mark.video
-def test_mjpeg_over_http_in_both_boundary_styles(mjpeg: str) -> None:
-    with playing(mjpeg, fps=15) as (stream, publisher, _):
+def test_mjpeg_over_http_in_both_boundary_styles(mjpeg: tuple[str, str]) -> None:
+    style, url = mjpeg
+    with playing(url, fps=15) as (stream, publisher, _):
         images = wait_for_images(publisher, 15)
         stats = stream.stats
-    assert_one_live_image(images, mjpeg, 640, 480)
-    assert stats["encoder"] == "passthrough" and stats["frames_decoded"] == 0
+    assert_one_live_image(images, url, 640, 480)
+    assert stats["encoder"] == "passthrough" and stats["frames_decoded"] == 0 and stats["codec"] == "mjpeg"
+    if style == "maixpy3":  # MaixPy3 stamps each part (X-Timestamp): the frame's stream time
+        assert abs(time.time() - stats["pts"]) < 60
+    else:
+        assert stats["pts"] is None
 
 
 @pytest.mark.video
-@pytest.mark.parametrize("path", ["h264", "mjpeg"])
-def test_wide_frames_are_scaled_down(rtsp: str, path: str) -> None:
-    url = f"{rtsp}/{path}"
+def test_mjpeg_over_http_is_shown_at_the_sources_rate_by_default() -> None:
+    seconds = 3.0
+    with mjpeg_server() as url, playing(url) as (stream, publisher, _):
+        start = wait_for_images(publisher, 1)[0].time
+        time.sleep(seconds + 0.2)
+        shown = [m for m in publisher.images() if start < m.time <= start + seconds]
+        received = stream.stats["frames_received"]
+    assert VideoOptions().fps == 30
+    assert len(shown) >= 0.85 * 30 * seconds and received >= 0.9 * 30 * seconds
+
+
+@pytest.mark.video
+def test_wide_decoded_frames_are_scaled_down(rtsp: str) -> None:
+    url = f"{rtsp}/h264"
     with playing(url, fps=15, max_width=320) as (stream, publisher, _):
         images = wait_for_images(publisher, 5)
         stats = stream.stats
     assert_one_live_image(images, url, 320, 240)
-    assert stats["frames_decoded"] >= stats["frames_shown"] > 0  # JPEGs are decoded to be scaled
+    assert stats["frames_decoded"] >= stats["frames_shown"] > 0
     assert stats["encoder"] != "passthrough"
+
+
+@pytest.mark.video
+def test_wide_jpegs_pass_through_with_a_smaller_display_size(rtsp: str) -> None:
+    url = f"{rtsp}/mjpeg"
+    with playing(url, fps=15, max_width=320) as (stream, publisher, _):
+        images = wait_for_images(publisher, 5)
+        stats = stream.stats
+    # The browser scales: the JPEG is the source's, the display size the scaled one.
+    assert_one_live_image(images, url, 320, 240, jpeg_size=(640, 480))
+    assert stats["frames_decoded"] == 0 and stats["encoder"] == "passthrough"
 
 
 @pytest.mark.video
@@ -313,13 +391,90 @@ def test_fps_cap_holds(rtsp: str, path: str, fps: float) -> None:
     assert stats["frames_received"] >= 0.9 * 30 * seconds
 
 
+@pytest.mark.video
+def test_h265_over_rtsp_is_decoded_and_shown(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    with h265_server() as (_, base):
+        url = f"{base}/live"
+        with playing(url, recorder=Recorder(tmp_path / "h265.mp4"), timeout=10) as (stream, publisher, _):
+            images = wait_for_images(publisher, 20, timeout=20)
+            stats = stream.stats
+    assert_one_live_image(images, url, 640, 480)
+    assert stats["codec"] == "hevc" and stats["encoder"] in ("simplejpeg", "pillow")
+    assert stats["frames_decoded"] >= stats["frames_shown"] > 0 and stats["last_error"] is None
+    assert_recording(tmp_path / "h265.mp4", "hevc", stats["frames_received"] - 30, (640, 480))
+
+
+# -- recording ----------------------------------------------------------------------------------------------
+
+
+def assert_recording(path: Path, codec: str, at_least: int, size: tuple[int, int]) -> None:
+    """The file plays: every frame of its one video stream decodes, at the stream's size."""
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        (stream,) = container.streams.video
+        assert stream.codec_context.name == codec
+        frames = list(container.decode(stream))
+    assert len(frames) >= at_least
+    assert {(f.width, f.height) for f in frames} == {size}
+    times = [f.time for f in frames]
+    assert times == sorted(times) and times[-1] - times[0] >= (len(frames) - 1) / 60  # a real duration
+
+
+@pytest.mark.video
+@pytest.mark.parametrize("name", ["run.mkv", "run.mp4", "run.avi"])
+def test_recording_a_jpeg_stream_keeps_its_jpegs(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("av")
+    recorder = Recorder(tmp_path / name)
+    with mjpeg_server() as url, playing(url, recorder=recorder) as (stream, publisher, _):
+        wait_for_images(publisher, 30)
+        assert publisher.wait_for(lambda p: f"recording {name}:" in p.readouts()[-1].data["text/plain"], 3)
+    received = stream.stats["frames_received"]
+    assert recorder.closed and recorder.error is None and recorder.frames == received
+    assert publisher.readouts()[-1].data["text/plain"].startswith(f"{url} · stopped · recorded {name}: ")
+    assert_recording(tmp_path / name, "mjpeg", received, (640, 480))
+
+
+@pytest.mark.video
+def test_recording_h264_without_reencoding(rtsp: str, tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "h264.mp4")
+    with playing(f"{rtsp}/h264", recorder=recorder) as (stream, publisher, _):
+        wait_for_images(publisher, 30)
+    assert recorder.error is None and recorder.frames >= stream.stats["frames_received"] - 30
+    assert_recording(tmp_path / "h264.mp4", "h264", recorder.frames, (640, 480))
+
+
+@pytest.mark.video
+def test_recording_ends_with_the_stream(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    recorder = Recorder(tmp_path / "cut.mkv")
+    with mjpeg_server("--stop-after", "1.5") as url, playing(url, recorder=recorder, timeout=2) as (_, _, ends):
+        assert ends.event.wait(6)
+    assert recorder.closed and "recorded cut.mkv" in ends.messages[0]
+    assert_recording(tmp_path / "cut.mkv", "mjpeg", 10, (640, 480))
+
+
+def test_recorder_refuses_an_existing_file_unless_asked(tmp_path: Path) -> None:
+    existing = tmp_path / "run.mp4"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="exists: pass overwrite=True to replace it"):
+        Recorder(existing)
+    assert existing.read_bytes() == b"keep me"
+    with pytest.raises(ValueError, match=re.escape("must end with one of .mp4, .mov, .mkv, .avi")):
+        Recorder(tmp_path / "run.gif")
+    recorder = Recorder(existing, overwrite=True)
+    recorder.close()  # no frame came: nothing is left behind
+    assert not existing.exists() and recorder.status() == "recording run.mp4 failed: no frame came"
+
+
 # -- streams that end -----------------------------------------------------------------------------------
 
 
 @pytest.mark.video
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
 def test_dead_url_ends_at_once_with_a_message(scheme: str) -> None:
-    pytest.importorskip("av")
+    if scheme == "rtsp":
+        pytest.importorskip("av")
     url = f"{scheme}://127.0.0.1:{free_port()}/h264"
     started = time.monotonic()
     with playing(url, timeout=2) as (_, publisher, ends):
@@ -341,7 +496,8 @@ def test_wrong_path_ends_with_the_servers_answer(rtsp: str) -> None:
 @pytest.mark.video
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
 def test_silent_server_ends_within_the_timeout(scheme: str) -> None:
-    pytest.importorskip("av")
+    if scheme == "rtsp":
+        pytest.importorskip("av")
     timeout = 1.0
     with silent_server() as port, playing(f"{scheme}://127.0.0.1:{port}/x", timeout=timeout) as (_, _, ends):
         started = time.monotonic()
@@ -352,7 +508,6 @@ def test_silent_server_ends_within_the_timeout(scheme: str) -> None:
 
 @pytest.mark.video
 def test_server_stopping_mid_stream_ends_the_video() -> None:
-    pytest.importorskip("av")
     with mjpeg_server("--stop-after", "2") as url, playing(url, timeout=2) as (_, publisher, ends):
         assert ends.event.wait(2 + 2 + 2), "the video did not end when the server died"
     assert len(publisher.images()) >= 10
@@ -363,7 +518,6 @@ def test_server_stopping_mid_stream_ends_the_video() -> None:
 
 @pytest.mark.video
 def test_data_that_is_not_jpeg_ends_the_video() -> None:
-    pytest.importorskip("av")
     with multipart_server(b"\x89PNG\r\n\x1a\n" + bytes(1000)) as url, playing(url) as (stream, publisher, ends):
         assert ends.event.wait(5)
     assert ends.messages == [f"{url} · video ended: the stream sends data that is not JPEG"]
@@ -447,6 +601,98 @@ def test_stop_from_on_end_does_not_deadlock() -> None:
     assert not stream.running
 
 
+# -- the MJPEG-over-HTTP reader -------------------------------------------------------------------------------
+
+HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=%s\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("boundary", "delimiter"),
+    [(b"--boundarydonotcross", b"--boundarydonotcross"), (b"ffmpeg", b"--ffmpeg"), (b'"frame"', b"--frame")],
+)
+@pytest.mark.parametrize("with_length", [True, False])
+def test_mjpeg_parts_by_length_or_by_boundary(boundary: bytes, delimiter: bytes, with_length: bool) -> None:
+    # MaixPy3's quirk (the boundary already has its dashes), ffmpeg's, a quoted one; parts with and without
+    # Content-Length, the data itself containing CRLFs and dashes.
+    frames = [b"\xff\xd8one\r\n--not a boundary\r\n\xff\xd9", b"\xff\xd8two\xff\xd9"]
+
+    def respond(connection: socket.socket, _request: bytes) -> None:
+        out = [HEAD % boundary]
+        for frame in frames:
+            length = b"Content-Length: %d\r\n" % len(frame) if with_length else b""
+            out.append(delimiter + b"\r\nContent-Type: image/jpeg\r\n" + length + b"\r\n" + frame + b"\r\n")
+        connection.sendall(b"".join(out) + delimiter + b"--\r\n")
+
+    with raw_http_server(respond) as url:
+        assert read_all(url) == frames
+
+
+def test_mjpeg_headers_sent_with_the_first_frame_are_waited_for() -> None:
+    # MaixPy3 0.3.4 answers nothing until a first frame exists: silence after connecting is not a failure
+    # until the (read) timeout.
+    def respond(connection: socket.socket, _request: bytes) -> None:
+        time.sleep(1.0)
+        connection.sendall(HEAD % b"frame" + b"--frame\r\nContent-Length: 4\r\n\r\n\xff\xd8\xff\xd9\r\n")
+
+    with raw_http_server(respond) as url:
+        assert read_all(url, timeout=3.0) == [b"\xff\xd8\xff\xd9"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"HTTP/1.0 404 Not Found\r\n\r\n", "the server answered 404 Not Found"),
+        (b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>", "not an MJPEG stream (Content-Type: text/html)"),
+        (HEAD % b"frame" + b"--frame\r\nContent-Length: 99999999999\r\n\r\n", "over 16 MiB"),
+        (HEAD % b"frame" + b"--frame\r\nContent-Length: lots\r\n\r\n", "content-length header is not a number"),
+        (HEAD % b"frame" + b"--frame\r\n" + b"X: y\r\n" * 100, "more than 64 header lines"),
+        (HEAD % b"frame" + b"x" * 70000 + b"\n", "no part boundary"),
+        (b"garbage\r\n\r\n", "bad HTTP answer"),
+    ],
+)
+def test_mjpeg_bad_answers_end_with_a_message(answer: bytes, error: str) -> None:
+    with raw_http_server(lambda connection, _request: connection.sendall(answer)) as url:
+        with pytest.raises((OSError, ValueError), match=re.escape(error)):
+            read_all(url)
+
+
+def test_mjpeg_part_without_length_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("xrpyc.videosources.MAX_PART", 1000)
+
+    def respond(connection: socket.socket, _request: bytes) -> None:
+        connection.sendall(HEAD % b"frame" + b"--frame\r\n\r\n" + b"\xff\xd8" + b"y" * 5000)
+
+    with raw_http_server(respond) as url, pytest.raises(ValueError, match="over 0 MiB: not a video frame"):
+        read_all(url)
+
+
+def test_mjpeg_close_unblocks_a_silent_read() -> None:
+    with silent_server() as port:
+        source = MjpegHttpSource(f"http://127.0.0.1:{port}/", timeout=60.0)
+        result: list[bytes | None] = []
+        reader = threading.Thread(target=lambda: result.append(source.read()))
+        reader.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        source.close()
+        reader.join(5)
+        assert not reader.is_alive() and time.monotonic() - started < 1.0
+        assert result == [None]
+        source.close()  # idempotent
+
+
+def test_mjpeg_sends_basic_authentication() -> None:
+    requests: list[bytes] = []
+
+    def respond(connection: socket.socket, request: bytes) -> None:
+        requests.append(request)
+        connection.sendall(b"HTTP/1.0 401 Unauthorized\r\n\r\n")
+
+    with raw_http_server(respond) as url, pytest.raises(OSError, match="answered 401"):
+        read_all(url.replace("http://", "http://admin:p%40ss@"))
+    assert b"\r\nAuthorization: Basic YWRtaW46cEBzcw==\r\n" in requests[0]  # admin:p@ss
+
+
 # -- pure Python ------------------------------------------------------------------------------------------
 
 
@@ -503,13 +749,21 @@ def test_converter_scales_and_turns_limited_range_into_jpeg_range(
     assert min(decoded.convert("RGB").getpixel((16, 12))) >= 250  # white, not the grey 235
 
 
-def test_jpeg_without_huffman_tables_is_redone_with_them() -> None:
-    pytest.importorskip("av")
-    converter = _Converter(max_width=640, quality=80)
-    frame = converter.decode_jpeg(_without_huffman_tables(_jpeg(64, 48)))
-    assert frame is not None
-    assert jpeg_info(converter.encode(frame)[0]) == (64, 48, True)
-    assert converter.decode_jpeg(b"not a jpeg") is None
+def test_jpeg_without_huffman_tables_gets_the_standard_ones() -> None:
+    image = pytest.importorskip("PIL.Image")
+    original = _jpeg(64, 48)  # Pillow (libjpeg) writes the standard tables unless asked to optimize them
+    fixed = with_standard_huffman_tables(_without_huffman_tables(original))
+    assert jpeg_info(fixed) == (64, 48, True)
+    assert image.open(io.BytesIO(fixed)).tobytes() == image.open(io.BytesIO(original)).tobytes()
+
+
+@pytest.mark.video
+def test_jpegs_without_huffman_tables_are_shown_with_them() -> None:
+    with multipart_server(_without_huffman_tables(_jpeg(64, 48))) as url, playing(url) as (stream, publisher, _):
+        images = wait_for_images(publisher, 3)
+        stats = stream.stats
+    assert jpeg_info(images[0].jpeg) == (64, 48, True)
+    assert stats["frames_decoded"] == 0 and stats["encoder"] == "passthrough"
 
 
 def test_fit_width_keeps_aspect_and_even_sizes() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import pytest
 from kernel_client import RunningKernel, kernel
 from servers import xrpyc_device
-from test_video import rtsp_server
+from test_video import mjpeg_server, rtsp_server
 
 pytestmark = pytest.mark.video
 
@@ -65,6 +66,40 @@ def test_interrupt_while_idle_stops_video(device: int) -> None:
         video_messages(running, parent, 0.5)  # what was in flight
         assert image_ids(video_messages(running, parent, 1.0)) == []
         assert running.run("'alive'").result == "'alive'"
+
+
+VIDEO_MODULES = "import sys; print(sorted(m for m in ('av','numpy','simplejpeg','PIL') if m in sys.modules))"
+
+
+def test_mjpeg_passes_through_without_loading_a_video_library(device: int) -> None:
+    with mjpeg_server() as url, kernel(device) as running:
+        started = running.run(f'$video("{url}")')
+        assert len(image_ids(video_messages(running, started.reply["parent_header"]["msg_id"], 2.0))) >= 20
+        assert running.run("$video.stop()").stream() == "stopped 1 video stream\n"
+        assert running.run(f'$exec("{VIDEO_MODULES}")').stream() == "[]\n"
+
+
+def test_video_records_to_a_file_and_refuses_to_overwrite(device: int, tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    target = tmp_path / "run1.mkv"
+    with mjpeg_server() as url, kernel(device, cwd=str(tmp_path)) as running:
+        started = running.run(f'$video("{url}", record="run1.mkv")')
+        assert started.stream() == f"recording to {target}\n"
+        messages = video_messages(running, started.reply["parent_header"]["msg_id"], 3.0)
+        readouts = [m["content"]["data"]["text/plain"] for m in messages if "image/jpeg" not in m["content"]["data"]]
+        assert any("recording run1.mkv: " in line for line in readouts)
+        assert "recording run1.mkv" in running.run("$video()").stream()
+        running.run("$video.stop()")
+        refused = running.run(f'$video("{url}", record="run1.mkv")')
+        assert refused.error["evalue"] == f"$video: cannot record: {target} exists: pass overwrite=True to replace it"
+        size = target.stat().st_size
+        assert running.run(f'$video("{url}", record="run1.mkv", overwrite=True)').status == "ok"
+        time.sleep(1.0)
+    # Shutting the kernel down closed the second recording: a complete file.
+    with av.open(str(target)) as container:
+        assert container.streams.video[0].codec_context.name == "mjpeg"
+        assert sum(1 for _ in container.decode(video=0)) >= 10
+    assert size > 0
 
 
 def test_bad_video_commands(device: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -126,8 +127,21 @@ def exec_(kernel: Shell, code: str) -> None:
             raise CellError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
 
 
-@command('$video("url", fps=15, width=640)', 'play an RTSP/MJPEG stream in the background ("device": its live view)')
-def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, width: int = 640) -> None:
+@command(
+    '$video("url", fps=30, width=640, record=None, overwrite=False)',
+    'play an RTSP/MJPEG stream in the background ("device": its live view); record="file.mp4" saves it',
+)
+def video(
+    kernel: Shell,
+    source: str | bool | None = None,
+    fps: float = 30.0,
+    width: int = 640,
+    record: str | None = None,
+    overwrite: bool = False,
+) -> None:
+    from .video import DEFAULT_OPTIONS
+    from .videoviews import LIVE_VIEW_TIMEOUT
+
     usage = REGISTRY["video"].usage
     if source is None:
         kernel.write("stdout", kernel.videos.describe())
@@ -141,17 +155,36 @@ def video(kernel: Shell, source: str | bool | None = None, fps: float = 15.0, wi
         return
     _check("url", source, str, 'a stream URL (rtsp://, http://), "device", or True/False', usage)
     _check("fps", fps, (int, float), "a number of frames per second", usage)
+    # A device's live view sends a frame only when its picture changes: silence is normal there.
+    timeout = DEFAULT_OPTIONS.timeout
     if source == "device":
         url = kernel.ensure_device().video_url
         if url is None:
             raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
-        source = url
+        source, timeout = url, LIVE_VIEW_TIMEOUT
     _check("width", width, int, "a number of pixels", usage)
-    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://")):
-        raise CommandError(f"$video: {source!r} is not an rtsp:// or http:// URL. Usage: {usage}")
+    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://", "maix-rtsp://")):
+        raise CommandError(f"$video: {source!r} is not an rtsp://, http:// or maix-rtsp:// URL. Usage: {usage}")
     if not (0 < fps <= 60 and 16 <= width <= 4096):
         raise CommandError(f"$video: fps must be in (0, 60] and width in [16, 4096]. Usage: {usage}")
-    kernel.videos.start(source, float(fps), width)
+    if not isinstance(overwrite, bool):
+        raise CommandError(f"$video: overwrite must be True or False. Usage: {usage}")
+    recorder = None
+    if record is not None:
+        _check("record", record, str, "a file name (a string)", usage)
+        from .videorecord import Recorder
+
+        try:
+            # Relative to the kernel's working directory: the notebook's.
+            recorder = Recorder(os.path.abspath(os.path.expanduser(record)), overwrite=overwrite)
+        except (OSError, ValueError) as error:
+            message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
+                message = f"{error.filename}: {message}"
+            raise CommandError(f"$video: cannot record: {message}") from None
+    kernel.videos.start(source, float(fps), width, timeout, recorder)
+    if recorder is not None:
+        kernel.write("stdout", f"recording to {recorder.path}\n")
 
 
 @command("$video.stop()", "stop the streams started with $video (interrupting the kernel does too)")

@@ -1,17 +1,22 @@
-"""Live video in a notebook output: an RTSP or MJPEG-over-HTTP stream shown as one JPEG replaced in place.
+"""Live video in a notebook output: a stream shown as one JPEG replaced in place, at the source's rate.
 
 Each stream has two daemon threads:
 
-- the *reader* opens the URL with PyAV and reads every packet. JPEG packets (RTSP payload type 26 per RFC
-  2435, MJPEG over HTTP) are complete JPEG files and are kept as they are; H.264 (or any other codec FFmpeg
-  decodes) is decoded packet by packet, since reference frames cannot be skipped. Only the newest picture
-  is kept, in a one-slot holder: nothing ever queues behind a slow notebook.
-- the *display* thread takes the newest picture at most `fps` times a second, only then turns it into a
-  JPEG, and publishes it: one `display_data` with a display id, then `update_display_data`, plus a one-line
-  text readout (its own display id) refreshed about once a second, and a last line saying why it ended.
+- the *reader* reads every frame. A JPEG stream (MJPEG over HTTP, MaixPy3's legacy RTSP: see
+  xrpyc.videosources) is read with the standard library and its JPEG files are kept as they are. Any other
+  URL (rtsp://: H.264, H.265, RFC 2435 JPEG) is opened with PyAV: JPEG packets are complete JPEG files
+  too; other codecs are decoded packet by packet, since reference frames cannot be skipped. Only the
+  newest picture is kept, in a one-slot holder: nothing ever queues behind a slow notebook. When asked,
+  the reader also records every frame to a file as it came (xrpyc.videorecord).
+- the *display* thread takes the newest picture at most `fps` times a second, only then turns a decoded
+  frame into a JPEG, and publishes it: one `display_data` with a display id, then `update_display_data`,
+  plus a one-line text readout (its own display id) refreshed about once a second, and a last line saying
+  why it ended.
 
-PyAV, numpy, simplejpeg and Pillow are imported only once a stream runs: a kernel that shows no video never
-loads them (PyAV alone takes ~100 ms to import).
+A JPEG is never decoded: one wider than max_width is sent as it is, with a smaller display size in its
+metadata (the browser scales it), and one without Huffman tables (some MJPEG cameras) gets the standard
+tables inserted. So PyAV, numpy, simplejpeg and Pillow are imported only for a stream that must be decoded
+(or recorded): a kernel that passes JPEGs through never loads them (PyAV alone takes ~100 ms and ~20 MiB).
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from .videosources import JpegSource, jpeg_source
+
 if TYPE_CHECKING:
     from av.packet import Packet
     from av.video.frame import VideoFrame
+
+    from .videorecord import Recorder
 
 # Low-delay demuxing (see DESIGN.md): probing stops at once: the first packets tell the codec, and
 # RTSP's SDP the picture size.
@@ -45,11 +54,28 @@ LATENCY_WINDOW = 1024  # shown frames whose added latency gives the p95
 # Consecutive packets that are not a JPEG, or that the decoder rejects, before the video is given up (one
 # second of a 30 fps stream): a damaged packet now and then is skipped, a stream of garbage ends the video.
 MAX_BAD_PACKETS = 30
+RECORD_CLOSE_WAIT = 1.0  # s the last readout waits for the reader to close a recording, to show its size
 
 # JPEG markers that start a frame header (SOFn; C4, C8 and CC are other segments), the Huffman table
 # segment, and the start of scan, after which no header follows.
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _DHT, _SOS = 0xC4, 0xDA
+# The standard Huffman tables (ITU T.81 Annex K.3: DC and AC, luminance and chrominance), as libjpeg and
+# FFmpeg write them: a DHT segment's body, for JPEGs that rely on them without carrying them.
+_STANDARD_HUFFMAN_TABLES = bytes.fromhex(
+    "00" "00010501010101010100000000000000" "000102030405060708090a0b"
+    "10" "0002010303020403050504040000017d"
+    "01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25262728292a"
+    "3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a838485868788898a9293949596"
+    "9798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2"
+    "f3f4f5f6f7f8f9fa"
+    "01" "00030101010101010101010000000000" "000102030405060708090a0b"
+    "11" "00020102040403040705040400010277"
+    "000102031104052131061241510761711322328108144291a1b1c109233352f0156272d10a162434e125f11718191a26272829"
+    "2a35363738393a434445464748494a535455565758595a636465666768696a737475767778797a82838485868788898a929394"
+    "95969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9ea"
+    "f2f3f4f5f6f7f8f9fa"
+)
 
 
 class Publisher(Protocol):
@@ -62,8 +88,8 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True)
 class VideoOptions:
-    fps: float = 15.0  # display rate cap (frames/s)
-    max_width: int = 640  # scale down wider frames (keep aspect)
+    fps: float = 30.0  # display rate cap (frames/s): a 30 fps source is shown frame by frame
+    max_width: int = 640  # wider frames are shown scaled down (keep aspect)
     quality: int = 80  # JPEG quality when re-encoding
     timeout: float = 5.0  # open/read timeout for the stream (s)
 
@@ -89,7 +115,6 @@ class _Picture:
     height: int
     frame: VideoFrame | None = None  # decoded, to encode
     jpeg: bytes | None = None  # a complete JPEG file
-    reencode: bool = False  # the JPEG must be decoded and encoded again (too wide, or no Huffman tables)
     seq: int = 0  # 1, 2, ... in the order pictures were offered
     gap: float = 0.0  # s since the previous picture was offered
 
@@ -103,11 +128,14 @@ class VideoStream:
         publisher: Publisher,
         options: VideoOptions = DEFAULT_OPTIONS,
         on_end: Callable[[str], None] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         """`on_end(message)` is called once, from the display thread, when the video ends by itself (the
-        stream ended or failed; not after stop()), after the readout shows the same one-line message."""
+        stream ended or failed; not after stop()), after the readout shows the same one-line message.
+        `recorder` gets every frame read, and is closed when the reader ends."""
         self.url = url
         self.options = options
+        self.recorder = recorder
         self._publisher = publisher
         self._on_end = on_end
         self._shown_url = public_url(url)
@@ -128,6 +156,7 @@ class VideoStream:
         self._shown_picture: _Picture | None = None
         self._last_error: str | None = None
         self._bad_packets = 0  # reader only
+        self._source: JpegSource | None = None  # the reader's, for stop() to close
         self._converter: _Converter | None = None  # display thread only; made when a frame needs encoding
 
     # -- public ---------------------------------------------------------------------------------------
@@ -148,7 +177,8 @@ class VideoStream:
         `timeout`.
 
         The display thread ends at once and the reader after its current read, which for a live stream is
-        at most a frame interval. A read from a server that went silent cannot be cut short: PyAV 18 gives
+        at most a frame interval. A JPEG source's read is cut short; a PyAV read from a server that went
+        silent cannot be: PyAV 18 gives
         no way to trigger its interrupt callback on demand, and closing the container from this thread
         would free it under the reader's feet. Such a read ends by PyAV's read timeout (options.timeout),
         after which the reader closes the container itself; meanwhile it publishes nothing.
@@ -158,6 +188,9 @@ class VideoStream:
                 self._end, self._stopped = "stopped", True
             self._stopping.set()
             self._cond.notify_all()
+            source = self._source
+        if source is not None:
+            source.close()  # ends a read() blocked in the reader
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             if thread is not threading.current_thread():  # stop() may be called from on_end
@@ -203,6 +236,9 @@ class VideoStream:
             message = str(ended)
         except Exception as error:  # a bug must end the video visibly, not leave it frozen
             message = f"video failed: {type(error).__name__}: {error}"
+        finally:
+            if self.recorder is not None:
+                self.recorder.close()
         with self._cond:
             if self._end is None:
                 self._end = message
@@ -210,6 +246,47 @@ class VideoStream:
 
     def _read_stream(self) -> str:
         """Reads until the stream ends or stop(); returns why it ended, or raises _Ended."""
+        timeout = self.options.timeout
+        try:
+            source = jpeg_source(self.url, timeout)
+        except TimeoutError:
+            raise _Ended(f"no answer within {timeout:g} s") from None
+        except OSError as error:
+            raise _Ended(f"cannot open: {error.strerror or error}") from None
+        except ValueError as error:
+            raise _Ended(str(error)) from None
+        if source is None:
+            return self._read_with_pyav()
+        with self._cond:
+            self._source, self._codec = source, "mjpeg"
+        try:
+            return self._read_jpegs(source)
+        finally:
+            source.close()
+
+    def _read_jpegs(self, source: JpegSource) -> str:
+        received = 0
+        try:
+            while not self._stopping.is_set():
+                data = source.read()
+                if data is None:
+                    break
+                received += 1
+                with self._cond:
+                    self._counts["received"] += 1
+                if self.recorder is not None:
+                    self.recorder.add_jpeg(data)
+                self._pass_jpeg(data, getattr(source, "timestamp", None))
+        except TimeoutError as error:
+            raise _Ended(f"no answer within {self.options.timeout:g} s" if not received else str(error)) from None
+        except OSError as error:
+            message = error.strerror or str(error)
+            raise _Ended(f"connection lost ({message})" if received else f"cannot open: {message}") from None
+        except ValueError as error:
+            raise _Ended(str(error)) from None
+        return "stopped" if self._stopping.is_set() else "the stream ended"
+
+    def _read_with_pyav(self) -> str:
         try:
             import av
         except ImportError:
@@ -221,14 +298,18 @@ class VideoStream:
             if self._stopping.is_set():  # stop() while opening
                 return "stopped"
             stream = self._video_stream(container)
-            handle = self._pass_jpeg if self._codec == "mjpeg" else self._decode
             for packet in container.demux(stream):
                 if self._stopping.is_set():
                     return "stopped"
                 if packet.size:  # demux() ends with empty packets, meant to flush decoders
                     with self._cond:
                         self._counts["received"] += 1
-                    handle(packet)
+                    if self._codec == "mjpeg":
+                        self._pass_jpeg(bytes(packet), _seconds(packet))
+                    else:
+                        self._decode(packet)
+                    if self.recorder is not None:  # after decoding: the recorder retimes the packet
+                        self.recorder.add_packet(packet, stream)
             return "the stream ended"
         except av.ExitError:  # PyAV's read timeout, through FFmpeg's interrupt callback
             raise _Ended(f"no data for {self.options.timeout:g} s") from None
@@ -244,12 +325,9 @@ class VideoStream:
         options = dict(LOW_DELAY_OPTIONS)
         if scheme in ("rtsp", "rtsps"):
             options.update(RTSP_OPTIONS)
-        # multipart/x-mixed-replace: FFmpeg's mpjpeg demuxer splits parts by their Content-Length, so
-        # MaixPy3's boundary quirk (see DESIGN.md) does not matter; it cannot guess the format itself.
-        format_name = "mpjpeg" if scheme in ("http", "https") else None
         started = time.monotonic()
         try:
-            return av.open(self.url, format=format_name, options=options, timeout=(timeout, timeout))
+            return av.open(self.url, options=options, timeout=(timeout, timeout))
         except av.FFmpegError as error:
             # The interrupt callback ends a silent open with ExitError, but RTSP reports it as bad data.
             if isinstance(error, av.ExitError) or time.monotonic() - started >= timeout:
@@ -274,17 +352,16 @@ class VideoStream:
             decoder.flags |= Flags.low_delay
         return stream
 
-    def _pass_jpeg(self, packet: Packet) -> None:
-        data = bytes(packet)
+    def _pass_jpeg(self, data: bytes, pts: float | None) -> None:
         info = jpeg_info(data)
         if info is None:
             self._bad_packet("the stream sends data that is not JPEG")
             return
         width, height, has_huffman_tables = info
-        # A JPEG relying on the standard Huffman tables without carrying them (some MJPEG cameras) is
-        # valid MJPEG, but browsers cannot show it.
-        reencode = width > self.options.max_width or not has_huffman_tables
-        self._offer(_Picture(time.monotonic(), _seconds(packet), width, height, jpeg=data, reencode=reencode))
+        if not has_huffman_tables:
+            # Valid MJPEG (the standard tables are implied), but browsers cannot show it.
+            data = with_standard_huffman_tables(data)
+        self._offer(_Picture(time.monotonic(), pts, width, height, jpeg=data))
 
     def _decode(self, packet: Packet) -> None:
         import av
@@ -337,6 +414,9 @@ class VideoStream:
             if not stopped:
                 self._last_error = message
         line = f"{self._shown_url} · {message}" if stopped else f"{self._shown_url} · video ended: {message}"
+        if self.recorder is not None:
+            self._threads[0].join(RECORD_CLOSE_WAIT)  # the reader closes the file
+            line += f" · {self.recorder.status()}"
         # Stopped before anything was shown: the kernel asked for it, no need for an output of its own.
         if view.readout_id or not stopped:
             view.show_readout(line)
@@ -387,13 +467,12 @@ class VideoStream:
             return self._end is not None
 
     def _show(self, view: _View, picture: _Picture) -> None:
-        if picture.jpeg is not None and not picture.reencode:
-            jpeg, width, height = picture.jpeg, picture.width, picture.height
+        if picture.jpeg is not None:
+            # The browser scales a wide JPEG down to the display size: no decoder needed here.
+            jpeg = picture.jpeg
+            width, height = fit_width(picture.width, picture.height, self.options.max_width)
         else:
-            converted = self._convert(picture)
-            if converted is None:
-                return
-            jpeg, width, height = converted
+            jpeg, width, height = self._encode(picture)
         view.show_image(jpeg, width, height)
         latency = time.monotonic() - picture.ready
         with self._cond:
@@ -403,21 +482,14 @@ class VideoStream:
             # Kept for stats and the readout: the size it was shown at, no pixels.
             self._shown_picture = dataclasses.replace(picture, width=width, height=height, frame=None, jpeg=None)
 
-    def _convert(self, picture: _Picture) -> tuple[bytes, int, int] | None:
-        """A decoded frame, or a JPEG that must be redone, as a JPEG to show (None if it is damaged)."""
+    def _encode(self, picture: _Picture) -> tuple[bytes, int, int]:
+        """A decoded frame as a JPEG to show, and its size."""
         if self._converter is None:
             self._converter = _Converter(self.options.max_width, self.options.quality)
             with self._cond:
                 self._encoder_name = self._converter.name
-        frame = picture.frame
-        if frame is None:
-            frame = self._converter.decode_jpeg(picture.jpeg or b"")
-            with self._cond:
-                if frame is None:
-                    self._last_error = "a JPEG from the stream could not be decoded"
-                    return None
-                self._counts["decoded"] += 1
-        return self._converter.encode(frame)
+        assert picture.frame is not None
+        return self._converter.encode(picture.frame)
 
     def _close_window(self, window: _Window, now: float) -> _Window:
         """Rates over the readout period that ends now; starts the next period."""
@@ -442,6 +514,8 @@ class VideoStream:
         if rates is not None:
             fps_shown, fps_received, latency = rates
             parts += [f"{fps_shown:.1f} fps shown", f"{fps_received:.1f} fps received", f"+{1000 * latency:.0f} ms"]
+        if self.recorder is not None:
+            parts.append(self.recorder.status())
         return " · ".join(parts)
 
 
@@ -512,7 +586,7 @@ class _RateCap:
 
 
 class _Converter:
-    """Decoded frames to JPEG files at most max_width wide, and JPEGs to frames when they must be redone.
+    """Decoded frames to JPEG files at most max_width wide.
 
     JFIF means full-range BT.601 YCbCr, while H.264 is usually limited range: one swscale pass converts
     (and scales). simplejpeg then compresses the 4:2:0 planes directly; Pillow, the fallback when
@@ -527,7 +601,6 @@ class _Converter:
         self._max_width = max_width
         self._quality = quality
         self._reformatter = VideoReformatter()  # kept: setting up swscale for every frame costs ~1 ms
-        self._jpeg_decoder: Any = None
 
     def encode(self, frame: VideoFrame) -> tuple[bytes, int, int]:
         width, height = fit_width(frame.width, frame.height, self._max_width)
@@ -536,17 +609,6 @@ class _Converter:
             frame, width, height, self._pixel_format, dst_colorspace="ITU601", dst_color_range="JPEG"
         )
         return self._encode(converted, self._quality), width, height
-
-    def decode_jpeg(self, jpeg: bytes) -> VideoFrame | None:
-        import av
-
-        if self._jpeg_decoder is None:
-            self._jpeg_decoder = av.CodecContext.create("mjpeg", "r")
-        try:
-            frames = self._jpeg_decoder.decode(av.Packet(jpeg))
-        except av.FFmpegError:
-            return None
-        return frames[0] if frames else None
 
 
 def _jpeg_encoder() -> tuple[str, str, Callable[[Any, int], bytes]]:
@@ -614,6 +676,15 @@ def jpeg_info(data: bytes) -> tuple[int, int, bool] | None:
             size = (int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big"))
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return (*size, huffman) if size and all(size) else None
+
+
+def with_standard_huffman_tables(jpeg: bytes) -> bytes:
+    """The JPEG with the standard Huffman tables inserted before its start of scan (it must have none)."""
+    i = 2
+    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF and jpeg[i + 1] != _SOS:
+        i += 1 if jpeg[i + 1] == 0xFF else 2 + int.from_bytes(jpeg[i + 2 : i + 4], "big")
+    segment = b"\xff\xc4" + (2 + len(_STANDARD_HUFFMAN_TABLES)).to_bytes(2, "big") + _STANDARD_HUFFMAN_TABLES
+    return jpeg[:i] + segment + jpeg[i:]
 
 
 def public_url(url: str) -> str:

@@ -62,12 +62,13 @@ class VideoViews:
         # Show the device's MJPEG live view (MaixPy3's display.show) during cells.
         self.live_view = True
 
-    def start(self, url: str, fps: float, width: int) -> Any:
-        """Show `url` in the current cell's output, in the background."""
-        from .video import VideoOptions  # PyAV and friends only when video is used
+    def start(self, url: str, fps: float, width: int, timeout: float, recorder: Any = None) -> Any:
+        """Show `url` in the current cell's output, in the background (recording it with `recorder`)."""
+        from .video import VideoOptions
 
         self._streams = [stream for stream in self._streams if stream.running]
-        stream = self._play(url, ThreadPublisher(self._native), VideoOptions(fps=fps, max_width=width), None)
+        options = VideoOptions(fps=fps, max_width=width, timeout=timeout)
+        stream = self._play(url, ThreadPublisher(self._native), options, None, recorder)
         self._streams.append(stream)
         return stream
 
@@ -82,7 +83,10 @@ class VideoViews:
     def describe(self) -> str:
         running = [stream for stream in self._streams if stream.running]
         lines = [f"live view during cells: {'on' if self.live_view else 'off'}"]
-        lines += [f"playing: {stream.url}" for stream in running] or ["no stream playing"]
+        lines += [
+            f"playing: {stream.url}" + (f" · {stream.recorder.status()}" if stream.recorder else "")
+            for stream in running
+        ] or ["no stream playing"]
         return "\n".join(lines) + "\n"
 
     def start_cell_view(self, url: str) -> None:
@@ -93,7 +97,7 @@ class VideoViews:
             from .video import VideoOptions
 
             self.stop_live_view()
-            options = VideoOptions(fps=15.0, max_width=640, timeout=LIVE_VIEW_TIMEOUT)
+            options = VideoOptions(timeout=LIVE_VIEW_TIMEOUT)
             self._live = self._play(url, self._router, options, _quiet)
         self._router.begin_cell()
 
@@ -107,10 +111,10 @@ class VideoViews:
             self._live = None
 
     @staticmethod
-    def _play(url: str, publisher: Any, options: Any, on_end: Any) -> Any:
+    def _play(url: str, publisher: Any, options: Any, on_end: Any, recorder: Any = None) -> Any:
         from .video import VideoStream
 
-        stream = VideoStream(url, publisher, options, on_end=on_end)
+        stream = VideoStream(url, publisher, options, on_end=on_end, recorder=recorder)
         stream.start()
         return stream
 
