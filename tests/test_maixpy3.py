@@ -89,10 +89,10 @@ def test_view_descriptions_from_a_device_are_checked() -> None:
 
 
 @pytest.mark.video
-@pytest.mark.parametrize("version", ["0.3.4", "0.4.3", "0.5.3"])
-def test_kernel_shows_the_live_view_while_a_cell_calls_display_show(version: str) -> None:
-    pytest.importorskip("av")
-    with board(version) as (port, _), kernel(port) as running:
+@pytest.mark.parametrize(("version", "view"), [*((v, "mjpg") for v in ("0.3.4", "0.4.3", "0.5.3")),
+                                               *((v, "rtsps") for v in ("0.3.4", "0.4.3"))])  # fmt: skip
+def test_kernel_shows_the_live_view_while_a_cell_calls_display_show(version: str, view: str) -> None:
+    with board(version, view) as (port, _), kernel(port) as running:
         assert "live view" in running.run("$device()").stream()
         result = running.run(SHOW_CELL)
         time.sleep(0.5)
