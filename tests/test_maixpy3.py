@@ -103,6 +103,18 @@ def test_kernel_shows_the_live_view_while_a_cell_calls_display_show(version: str
         assert len(ids) >= 5 and len(set(ids)) == 1, (version, len(ids))
 
 
+def test_show_never_blocks_on_a_0_3_4_board_while_nobody_watches() -> None:
+    """0.3.4's view is an 8-frame queue that show() blocks on once full: with the live view off (or between cells,
+    or from a background thread) the 9th show() would wait forever; the kernel makes the queue keep the newest."""
+    with board("0.3.4") as (port, _), kernel(port) as running:
+        assert running.run("$video(False)").status == "ok"
+        many = SHOW_CELL.replace("range(15)", "range(40)").replace("time.sleep(0.1)", "pass")
+        result = running.run(many, timeout=20)
+        assert result.status == "ok" and result.stream() == "done\n"
+        queued = running.run("__import__('maix.mjpg').mjpg.MjpgQueue.qsize()")
+        assert int(queued.result) <= 8
+
+
 @pytest.mark.parametrize("version", ["0.3.4", "0.5.3"])
 def test_the_display_is_put_back_when_the_last_kernel_leaves(version: str) -> None:
     """0.3.4 needs display.jupyter(show=True, debug=False), 0.5.3 a PIL-aware store_mjpg: both undone."""

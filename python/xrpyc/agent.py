@@ -15,6 +15,7 @@ never one per write.
 import ast
 import builtins
 import linecache
+import queue
 import sys
 import threading
 import traceback
@@ -600,6 +601,12 @@ def _adapt_maix_display(mjpg: Any, kernel_link: Any) -> None:
             shown, debug = display._remote_show, display._remote_debug
             display.jupyter(show=True, debug=False)
             state.view_undo.append(lambda: display.jupyter(show=shown, debug=debug))
+            frames = getattr(mjpg, "MjpgQueue", None)
+            if type(frames) is queue.Queue:
+                # Its 8-frame queue blocks show() once full, whenever no viewer reads
+                # (between cells, with $video(False)): keep the newest frames instead.
+                frames.__class__ = _NewestFrames
+                state.view_undo.append(lambda: setattr(frames, "__class__", queue.Queue))
         if ignores_pil:
             original = mjpg.store_mjpg
 
@@ -620,6 +627,19 @@ def _adapt_maix_display(mjpg: Any, kernel_link: Any) -> None:
 
             state.view_undo.append(restore)
         threading.Thread(target=_undo_when_kernels_leave, args=(state,), daemon=True).start()
+
+
+class _NewestFrames(queue.Queue):
+    """A frame queue whose put() never blocks: when full, it drops its oldest frame."""
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        with self.not_full:
+            while 0 < self.maxsize <= self._qsize():
+                self._get()
+                self.unfinished_tasks -= 1
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
 
 
 def _connection_of(netref: Any) -> Any:
