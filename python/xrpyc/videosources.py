@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
 import socket
 import threading
 import urllib.parse
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 CONNECT_TIMEOUT = 10.0  # s, at most, to make the TCP connection
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3  # s, s, probes: a dead peer is seen in ~25 s
@@ -75,61 +74,71 @@ class MjpegHttpSource:
 
     def __init__(self, url: str, timeout: float) -> None:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http:// URL: {url!r}")
+        target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        if any(ord(char) < 0x21 or ord(char) == 0x7F for char in target):
+            raise ValueError(f"spaces or control characters in the URL's path: {url!r}")
         self.timestamp: float | None = None
         self._timeout = timeout
         self._closed = threading.Event()
-        self._response: http.client.HTTPResponse | None = None
+        self._started = False
         self._delimiters: frozenset[bytes] = frozenset()
         self._read_delimiter: str | None = None  # the delimiter after the last part, when already read
-        kind = http.client.HTTPSConnection if parts.scheme.lower() == "https" else http.client.HTTPConnection
-        self._connection = kind(parts.hostname, parts.port, timeout=min(timeout, CONNECT_TIMEOUT))
-        self._connection.connect()
-        sock = self._connection.sock
+        port = parts.port or (443 if scheme == "https" else 80)
+        sock = socket.create_connection((parts.hostname, port), timeout=min(timeout, CONNECT_TIMEOUT))
+        if scheme == "https":
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
         sock.settimeout(timeout)
         _keep_alive(sock)
-        self._connection.putrequest("GET", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")))
+        self._sock = sock
+        self._stream: BinaryIO = sock.makefile("rb")
+        # HTTP/1.0: a server may not answer it with chunked encoding; the stream ends when the connection does.
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        request = [f"GET {target} HTTP/1.0", f"Host: {host}:{port}"]
         if parts.username is not None:  # cameras often want basic authentication
             userinfo = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-            self._connection.putheader("Authorization", "Basic " + base64.b64encode(userinfo.encode()).decode())
-        self._connection.endheaders()
+            request.append("Authorization: Basic " + base64.b64encode(userinfo.encode()).decode())
+        sock.sendall("\r\n".join([*request, "", ""]).encode("latin-1"))
 
     def read(self) -> bytes | None:
         if self._closed.is_set():
             return None
         try:
-            if self._response is None:
-                self._response = self._start()
-            return self._next_part(self._response)
+            if not self._started:
+                self._start()
+                self._started = True
+            return self._next_part()
         except TimeoutError:
             if self._closed.is_set():
                 return None
             raise TimeoutError(f"no data for {self._timeout:g} s") from None
-        except (OSError, ValueError, http.client.HTTPException, AttributeError) as error:
+        except (OSError, ValueError):
             if self._closed.is_set():  # close() from another thread: its socket went away under the read
                 return None
-            if isinstance(error, http.client.HTTPException):
-                raise OSError(f"bad HTTP answer ({type(error).__name__})") from None
             raise
 
     def close(self) -> None:
         if self._closed.is_set():
             return
         self._closed.set()
-        sock = self._connection.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # wakes a read() blocked in another thread
-        self._connection.close()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a read() blocked in another thread
+        self._sock.close()
 
     # -- parsing ---------------------------------------------------------------------------------------
 
-    def _start(self) -> http.client.HTTPResponse:
-        response = self._connection.getresponse()
-        if response.status != 200:
-            raise OSError(f"the server answered {response.status} {response.reason}")
-        content_type = response.headers.get("Content-Type", "")
+    def _start(self) -> None:
+        status = self._stream.readline(MAX_LINE).split(None, 2)
+        if len(status) < 2 or not status[0].startswith(b"HTTP/"):
+            raise OSError("bad HTTP answer: no HTTP status line")
+        if status[1] != b"200":
+            reason = status[2].strip().decode("latin-1", "replace") if len(status) > 2 else ""
+            raise OSError(f"the server answered {status[1].decode('latin-1', 'replace')} {reason}".rstrip())
+        content_type = self._headers().get(b"content-type", b"").decode("latin-1")
         kind, _, params = content_type.partition(";")
         if kind.strip().lower() != "multipart/x-mixed-replace":
             raise ValueError(f"not an MJPEG stream (Content-Type: {content_type or 'none'})")
@@ -139,10 +148,25 @@ class MjpegHttpSource:
             if boundary.startswith(b"--"):  # MaixPy3's quirk: the parts start with the boundary itself
                 delimiters.add(boundary)
             self._delimiters = frozenset(delimiters)
-        return response
+
+    def _headers(self) -> dict[bytes, bytes]:
+        """The response's header lines up to the blank one, by lower-case name (bounded like a part's)."""
+        headers: dict[bytes, bytes] = {}
+        for _ in range(MAX_PART_HEADERS):
+            line = self._stream.readline(MAX_LINE)
+            if not line.strip():
+                if not line:
+                    raise OSError("the server closed the connection before its headers ended")
+                return headers
+            if not line.endswith(b"\n"):
+                raise ValueError("a header line is too long")
+            name, colon, value = line.partition(b":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        raise ValueError(f"more than {MAX_PART_HEADERS} header lines")
 
     def _delimiter(self, line: bytes) -> str | None:
-        """"part" for a boundary line, "end" for the closing one, else None."""
+        """ "part" for a boundary line, "end" for the closing one, else None."""
         line = line.rstrip()
         if line.endswith(b"--") and len(line) > 2 and self._delimiter(line[:-2]):
             return "end"
@@ -150,7 +174,8 @@ class MjpegHttpSource:
             return "part"
         return None
 
-    def _next_part(self, response: http.client.HTTPResponse) -> bytes | None:
+    def _next_part(self) -> bytes | None:
+        response = self._stream
         delimiter, self._read_delimiter = self._read_delimiter, None
         if delimiter == "end":
             return None
@@ -168,18 +193,19 @@ class MjpegHttpSource:
                 skipped += len(line)
                 if skipped > MAX_PREAMBLE:
                     raise ValueError("not an MJPEG stream: no part boundary found")
-        length = self._part_headers(response)
+        length = self._part_headers()
         if length == -1:
             return None
         if length is None:
-            return self._read_to_boundary(response)
+            return self._read_to_boundary()
         if length > MAX_PART:
             raise ValueError(f"a part of {length} bytes, over {MAX_PART >> 20} MiB: not a video frame")
         data = response.read(length)
         return data if len(data) == length else None
 
-    def _part_headers(self, response: http.client.HTTPResponse) -> int | None:
+    def _part_headers(self) -> int | None:
         """Reads the part's headers; returns its Content-Length, if given (-1: the stream ended)."""
+        response = self._stream
         length, timestamp = None, None
         for _ in range(MAX_PART_HEADERS):
             line = response.readline(MAX_LINE)
@@ -205,8 +231,9 @@ class MjpegHttpSource:
                 raise ValueError(f"a part's {name.decode('latin-1')} header is not a number") from None
         raise ValueError(f"a part with more than {MAX_PART_HEADERS} header lines")
 
-    def _read_to_boundary(self, response: http.client.HTTPResponse) -> bytes | None:
+    def _read_to_boundary(self) -> bytes | None:
         """A part without Content-Length: its bytes up to the next boundary line."""
+        response = self._stream
         chunks: list[bytes] = []
         size = 0
         while True:
