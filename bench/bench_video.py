@@ -12,8 +12,8 @@ Run from the repository root, after `make all`, `../shared/fixtures/install-medi
    MaixPy3's wire format) in a real xrpyc kernel, read by a jupyter_client notebook client for --seconds
    after a warm-up: image messages received per second, the kernel process's CPU and RSS, the lag (when a
    frame reached the notebook client minus when it reached a second client reading the server directly),
-   and which of av, numpy, simplejpeg, PIL the kernel loaded. The same for MaixPy3's legacy RTSP when
-   xrpyc.maixrtsp exists and XRPYC_BENCH_LEGACY_URL names a maix-rtsp:// stand-in (else "n/a"). Then the
+   and which of av, numpy, simplejpeg, PIL the kernel loaded. The same for MaixPy3's legacy RTSP, served by
+   0.3.4's own maix/utils/rtsps.py (fetched from the package index, as tests/test_maixpy3.py does). Then the
    idle RSS of a kernel that ran a cell showing 30 pictures on an xrpyc-device with, and without, an MJPEG
    live view.
 
@@ -470,17 +470,18 @@ def kernel_part(seconds: float) -> str:
     finally:
         server.terminate()
         server.wait(5)
-    legacy_url = os.environ.get("XRPYC_BENCH_LEGACY_URL")  # a maix-rtsp:// stand-in, from the caller
+    label = "MaixPy3 0.3.4 legacy RTSP (maix-rtsp://, its own rtsps.py)"
     try:
-        import xrpyc.maixrtsp  # noqa: F401
-    except ImportError:
-        legacy_url = None
-    label = "MaixPy3 legacy RTSP (maix-rtsp://)"
-    if legacy_url:
-        log(f"kernel: {seconds:g} s of $video({legacy_url})")
-        runs.append((label, kernel_jpeg_run(legacy_url, seconds, ctx, lag=False)))
-    else:
-        runs.append((f"{label}: needs xrpyc.maixrtsp and XRPYC_BENCH_LEGACY_URL", None))
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from maixpy3_releases import legacy_view
+
+        with legacy_view("0.3.4") as (_, legacy_url):
+            log(f"kernel: {seconds:g} s of $video({legacy_url})")
+            runs.append((label, kernel_jpeg_run(legacy_url, seconds, ctx, lag=False)))
+    except BaseException as error:  # pytest's Skipped too: the release could not be fetched
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        runs.append((f"{label}: n/a ({error})", None))
     log("kernel: RSS with and without a live view")
     rss = (connected_kernel_rss(ctx, live_view=False), connected_kernel_rss(ctx, live_view=True))
     return kernel_report(runs, rss)

@@ -65,3 +65,19 @@ def board(version: str, view: str = "mjpg", view_port: int = 0) -> Iterator[tupl
         yield port, view_port
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def legacy_view(version: str = "0.3.4") -> Iterator[tuple[int, str]]:
+    """A board running rtsps with a picture on its display (rtsps sends nothing before); yields
+    (rpyc port, maix-rtsp:// URL of its legacy view)."""
+    import rpyc
+
+    with board(version, "rtsps") as (port, view_port):
+        device = rpyc.classic.connect("127.0.0.1", port)
+        device.execute("from maix import display\nfrom PIL import Image\n"
+                       "display.show(Image.new('RGB', (240, 240), (0, 90, 200)))")  # fmt: skip
+        try:
+            yield port, f"maix-rtsp://127.0.0.1:{view_port}/dev/display"
+        finally:
+            device.close()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import rpyc
 from kernel_client import kernel
-from maixpy3_releases import board
+from maixpy3_releases import board, legacy_view
 from PIL import Image
 from test_video_kernel import image_ids, video_messages
 from xrpyc.maixrtsp import LegacyRtspSource
@@ -150,15 +150,9 @@ def test_the_display_is_put_back_when_the_last_kernel_leaves(version: str) -> No
 
 @pytest.fixture(scope="module")
 def rtsps_board() -> Iterator[tuple[int, str]]:
-    """A 0.3.4 board running rtsps, its display showing a picture (rtsps sends nothing before)."""
-    with board("0.3.4", "rtsps") as (port, view_port):
-        device = rpyc.classic.connect("127.0.0.1", port)
-        device.execute("from maix import display\nfrom PIL import Image\n"
-                       "display.show(Image.new('RGB', (240, 240), (0, 90, 200)))")  # fmt: skip
-        try:
-            yield port, f"maix-rtsp://127.0.0.1:{view_port}/dev/display"
-        finally:
-            device.close()
+    """A 0.3.4 board running rtsps, its display showing a picture."""
+    with legacy_view("0.3.4") as view:
+        yield view
 
 
 def test_frames_arrive_in_order(rtsps_board: tuple[int, str]) -> None:
