@@ -197,7 +197,10 @@ def read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
 @contextlib.contextmanager
 def xrpyc_device(mjpeg_port: str = "0") -> Iterator[str]:
     """An xrpyc-device on a free loopback port, for one kernel; yields "127.0.0.1:PORT"."""
-    process = subprocess.Popen(device_command(mjpeg_port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    # Unbuffered: a buffered reader would take the READY line along with the MJPEG one, out of select()'s sight.
+    process = subprocess.Popen(
+        device_command(mjpeg_port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0
+    )
     try:
         line = read_first_line(process, DEVICE_READY_TIMEOUT)
         if line.startswith("MJPEG "):  # the live view's URL comes first
