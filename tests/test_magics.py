@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.magics.execution import TimeitResult as IPythonTimeitResult
 from IPython.core.magics.execution import _format_time as ipython_format_time
@@ -93,6 +95,17 @@ def test_line_numbers_stay_those_of_the_cell() -> None:
 def _cell_body(transformed: str) -> str:
     (statement,) = ast.parse(transformed).body
     return ast.literal_eval(statement.value.args[2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["%", "%%", "!", "=", " ", "\t", "\\", "\n", "'", '"', "(", ")", "#", "time", "ls"])))
+def test_any_cell_keeps_its_line_count_or_is_a_usage_error(parts: list[str]) -> None:
+    cell = "".join(parts)
+    try:
+        out = transform_cell(cell)
+    except MagicError:
+        return
+    assert out.count("\n") == cell.count("\n")
 
 
 def test_unknown_magics_name_the_ones_there_are() -> None:

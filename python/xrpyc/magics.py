@@ -28,8 +28,8 @@ class MagicError(ValueError):
     """A magic that does not exist here (reported as IPython's UsageError, before the cell runs)."""
 
 
-# `%name args`: the name runs to the first space, as in IPython (`%cd..` is the magic "cd..").
-_MAGIC = re.compile(r"(?P<name>[^\s]*)(?: (?P<args>.*))?\Z", re.DOTALL)
+# `%name args`: the name runs to the first blank, as in IPython (`%cd..` is the magic "cd..").
+_MAGIC = re.compile(r"(?P<name>\S*)\s?(?P<args>.*)\Z", re.DOTALL)
 # Magics whose trailing `;` silences the value they return, as IPython's output_can_be_silenced.
 _SILENCEABLE = frozenset({"time", "timeit"})
 
@@ -117,7 +117,7 @@ def _line_magic(content: str) -> str:
 def _name_and_args(content: str, cell: bool) -> tuple[str, str]:
     match = _MAGIC.match(content)
     assert match is not None  # the pattern matches any text
-    name, args = match.group("name"), match.group("args") or ""
+    name, args = match.group("name"), match.group("args")
     known, other = (CELL_MAGICS, LINE_MAGICS) if cell else (LINE_MAGICS, CELL_MAGICS)
     if name not in known:
         kind, mark = ("Cell magic", "%%") if cell else ("Line magic function", "%")
