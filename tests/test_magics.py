@@ -262,6 +262,9 @@ TIME_REPORT = re.compile(
     r"Wall time: [\d.e+]+ (?:ns|μs|ms|s)\n"
 )
 TIMEIT_REPORT = re.compile(
+    # IPython's warning when the runs differ much, which a busy machine can cause
+    r"(?:The slowest run took [\d.]+ times longer than the fastest\. "
+    r"This could mean that an intermediate result is being cached\.\n)?"
     r"[\d.e+]+ (?:ns|μs|ms|s) ± [\d.e+]+ (?:ns|μs|ms|s) per loop "
     r"\(mean ± std\. dev\. of (\d+) runs?, ([\d,]+) loops? each\)\n"
 )
