@@ -84,3 +84,12 @@ def test_completion_and_inspection(armhf_kernel: RunningKernel) -> None:
     assert "greet(name)" in inspect(armhf_kernel, "greet(")["data"]["text/plain"]
     (page,) = armhf_kernel.run("greet??").reply["content"]["payload"]
     assert "return name" in page["data"]["text/plain"]
+
+
+def test_magics_and_shell_commands(armhf_kernel: RunningKernel) -> None:
+    from test_magics import TIME_REPORT, TIMEIT_REPORT
+
+    # (qemu-user runs the commands' host binaries: `uname -m` would say x86_64.)
+    assert armhf_kernel.run("lines = !echo one; echo two\nlines").result == "['one', 'two']"
+    assert TIME_REPORT.fullmatch(armhf_kernel.run("%time 1").stream())
+    assert TIMEIT_REPORT.fullmatch(armhf_kernel.run("%timeit -n1 -r2 pass").stream())

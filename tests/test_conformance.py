@@ -33,8 +33,8 @@ class XrpycKernelTests(jupyter_kernel_test.KernelTests):
         {"text": "print(sep", "matches": {"sep="}},
         {"text": "x = 1  # isinst", "matches": set()},
     ]
-    # As IPython: a block ends with a blank line, so that a console can go on with it.
-    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n    return x\n\n", "$device()",
+    # As IPython: a block ends with its newline (the console's one blank line), not before.
+    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n    return x\n", "$device()", "%time 1",
                              "x = (1,\n     2)", "@decorator\ndef f(): pass"]
     incomplete_code_samples = ["def f(x):", "x = (1,", "if True:\n    pass\n    for i in range(3):",
                                "if True:\n    x = 1", "@decorator", "s = '''text"]

@@ -41,6 +41,11 @@ try:
 except NameError:
     from .introspect import Introspector
 
+try:
+    DeviceMagics, MAGICS_NAME, route_ipython_display  # noqa: B018  # compiled from devicemagics.py, before this file
+except NameError:
+    from .devicemagics import MAGICS_NAME, DeviceMagics, route_ipython_display
+
 # The file name this code was compiled under ("<xrpyc-agent>" on a device):
 # frames from it are ours, not the user's, and are left out of tracebacks.
 AGENT_FILENAME = (lambda: None).__code__.co_filename
@@ -351,6 +356,9 @@ class Agent:
         # "In[3]" collide. Bounded: see CELLS_KEPT and _forget_cells.
         self._cells = {}  # type: Dict[str, List[str]]
         self._cell_sizes = {}  # type: Dict[str, int]
+        # %magics and !commands (magics.py turns them into calls of this), and IPython's display().
+        self.namespace[MAGICS_NAME] = DeviceMagics(self.namespace, self._cells, _post_bundle)
+        route_ipython_display(_post_bundle, clear_output, lambda: _current_sink() is not None)
         self._introspector = Introspector(self.namespace, self._cells)
         self._routers = (_router("stdout"), _router("stderr"))
         # Threads running this agent's cells, for interrupt(). Only these may

@@ -125,7 +125,7 @@ def _disable_nagle(conn: Any, stream: Any) -> None:
 
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "agent.py", "devicefiles.py")
+AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "devicemagics.py", "agent.py", "devicefiles.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ from .deadline import Attempt
 from .history import History
 from .localdevice import PrivateDevice
 from .loopback import listener_uids, owner_name
+from .magics import MagicError, is_cell_magic, transform_cell
 from .sanitize import publishable
 from .security import DEVICES_FILE, Credentials, lookup
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
@@ -273,7 +274,7 @@ class Shell:
         if self.history is not None and store_history and not silent:
             self.history.start_cell(execution_count)
         try:
-            segments = split_cell(code)
+            segments = split_cell(transform_cell(code))
             # A mistyped command stops the cell before any of it runs.
             for segment in segments:
                 if isinstance(segment, Command):
@@ -289,6 +290,8 @@ class Shell:
             reply: dict[str, Any] = {"status": "ok", "payload": pages, "user_expressions": {}}
         except CellError as error:
             reply = self._error(error.ename, error.evalue, error.traceback, silent)
+        except MagicError as error:  # as IPython names it
+            reply = self._error("UsageError", str(error), [f"UsageError: {error}"], silent)
         except (CommandSyntaxError, CommandError, DeviceError) as error:
             reply = self._error(type(error).__name__, str(error), [f"{type(error).__name__}: {error}"], silent)
         except KeyboardInterrupt:
@@ -378,23 +381,32 @@ class Shell:
         return json.dumps({"status": "ok", "found": bool(data), "data": data, "metadata": {}})
 
     def is_complete(self, code: str) -> str:
-        """As IPython answers it: a block stays open until a blank line, so that a console can continue it."""
+        """As IPython's TransformerManager.check_complete answers it (a console continues what is incomplete).
+
+        A block ends when the code ends with a newline; a cell magic with a
+        blank line; a backslash at the end continues. The device's Python
+        decides what is valid Python (when one is connected).
+        """
+        if is_cell_magic(code):
+            return _reply("incomplete" if code.splitlines()[-1].strip() else "complete", code)
+        if code.rstrip().endswith("\\"):
+            return _reply("incomplete", code)
         try:
-            segments = split_cell(code)
+            segments = split_cell(transform_cell(code))
+        except MagicError:
+            return _reply("complete", code)  # runs, to say which magics there are
         except CommandSyntaxError:
-            return json.dumps({"status": "invalid"})
+            return _reply("invalid", code)
         for segment in segments:
             if not isinstance(segment, Code):
                 continue
             status = self._code_status(segment.text)
-            if status == "incomplete":
-                return json.dumps({"status": "incomplete", "indent": _next_indent(segment.text)})
             if status != "complete":
-                return json.dumps({"status": status})
+                return _reply(status, segment.text)
         last = segments[-1] if segments else None
-        if isinstance(last, Code) and _last_statement_indented(last.text) and not _ends_with_blank_line(code):
-            return json.dumps({"status": "incomplete", "indent": _next_indent(last.text)})
-        return json.dumps({"status": "complete"})
+        if isinstance(last, Code) and _last_statement_indented(last.text) and "\n" not in _trailing_space(code):
+            return _reply("incomplete", last.text)
+        return _reply("complete", code)
 
     def _code_status(self, text: str) -> str:
         # The device's Python decides when one is connected (a board's 3.6
@@ -451,11 +463,22 @@ class _DeviceCalls:
         return False
 
 
+def _reply(status: str, text: str) -> str:
+    """An is_complete reply; an incomplete one says how to indent the next line."""
+    reply = {"status": status, "indent": _next_indent(text)} if status == "incomplete" else {"status": status}
+    return json.dumps(reply)
+
+
 def _next_indent(text: str) -> str:
+    """The indentation of the last line (tabs as four spaces, as IPython), four more after a `:`."""
     lines = text.rstrip("\n").splitlines() or [""]
-    last = lines[-1]
+    last = lines[-1].replace("\t", "    ")
     indent = last[: len(last) - len(last.lstrip())]
     return indent + "    " if last.rstrip().endswith(":") else indent
+
+
+def _trailing_space(code: str) -> str:
+    return code[len(code.rstrip()) :]
 
 
 def _last_statement_indented(text: str) -> bool:
@@ -473,11 +496,6 @@ def _last_statement_indented(text: str) -> bool:
 
 
 _LAYOUT_TOKENS = frozenset({tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER})
-
-
-def _ends_with_blank_line(code: str) -> bool:
-    lines = code.split("\n")
-    return len(lines) > 2 and not lines[-1].strip() and not lines[-2].strip()
 
 
 def _stranger_listening(address: Address) -> str | None:
