@@ -55,12 +55,15 @@ class RunningKernel:
 
 
 @contextlib.contextmanager
-def kernel(device_port: int | None = None, stderr: IO[str] | None = None, **env: str) -> Iterator[RunningKernel]:
-    """A running xrpyc kernel; XRPYC_DEVICE points at `device_port` when given, its stderr to `stderr`."""
+def kernel(
+    device_port: int | None = None, stderr: IO[str] | None = None, kernel_name: str = "xrpyc", **env: str
+) -> Iterator[RunningKernel]:
+    """A running xrpyc kernel (of kernelspec `kernel_name`); XRPYC_DEVICE points at `device_port` when given,
+    its stderr to `stderr`."""
     environment = dict(os.environ, **env)
     if device_port is not None:
         environment["XRPYC_DEVICE"] = f"127.0.0.1:{device_port}"
-    km, kc = start_new_kernel(kernel_name="xrpyc", env=environment, stderr=stderr)
+    km, kc = start_new_kernel(kernel_name=kernel_name, env=environment, stderr=stderr)
     try:
         yield RunningKernel(km, kc)
     finally:
