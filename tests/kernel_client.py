@@ -56,14 +56,18 @@ class RunningKernel:
 
 @contextlib.contextmanager
 def kernel(
-    device_port: int | None = None, stderr: IO[str] | None = None, cwd: str | None = None, **env: str
+    device_port: int | None = None,
+    stderr: IO[str] | None = None,
+    cwd: str | None = None,
+    kernel_name: str = "xrpyc",
+    **env: str,
 ) -> Iterator[RunningKernel]:
-    """A running xrpyc kernel; XRPYC_DEVICE points at `device_port` when given, its stderr to `stderr`, its
-    working directory (the notebook's) `cwd`."""
+    """A running xrpyc kernel (of kernelspec `kernel_name`); XRPYC_DEVICE points at `device_port` when given,
+    its stderr to `stderr`, its working directory (the notebook's) `cwd`."""
     environment = dict(os.environ, **env)
     if device_port is not None:
         environment["XRPYC_DEVICE"] = f"127.0.0.1:{device_port}"
-    km, kc = start_new_kernel(kernel_name="xrpyc", env=environment, stderr=stderr, cwd=cwd)
+    km, kc = start_new_kernel(kernel_name=kernel_name, env=environment, stderr=stderr, cwd=cwd)
     try:
         yield RunningKernel(km, kc)
     finally:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
 from kernel_client import RunningKernel, kernel
 from servers import FIXTURES, start_ready_server, stop
 from test_completion import complete, inspect
+from test_input import SLOW_ANSWER, run_with_stdin, texts
 from test_interrupt import assert_interrupted, interrupt_after_start
 
 pytestmark = pytest.mark.armhf
@@ -67,6 +69,17 @@ def test_interrupt(armhf_kernel: RunningKernel) -> None:
     assert_interrupted(content)
     assert latency < 1.0
     assert armhf_kernel.run("kept").result == "'yes'"
+
+
+def test_input_answered_late(armhf_kernel: RunningKernel) -> None:
+    """Past the device's 30 s sync_request_timeout, on a board's own rpyc 5.x."""
+    reply, outputs, _ = run_with_stdin(
+        armhf_kernel,
+        "print(input('slow> ') * 2)",
+        lambda _m: threading.Timer(SLOW_ANSWER, armhf_kernel.kc.input, ("ab",)).start(),
+        timeout=SLOW_ANSWER + 30,
+    )
+    assert reply["status"] == "ok" and texts(outputs) == "abab\n", (reply, outputs)
 
 
 def test_image_round_trip(armhf_kernel: RunningKernel) -> None:

@@ -6,8 +6,9 @@ import os
 import platform
 import re
 import time
+from pathlib import Path
 
-from kernel_client import RunningKernel
+from kernel_client import RunningKernel, kernel
 from servers import free_port
 from xrpyc.commands import REGISTRY
 
@@ -31,14 +32,21 @@ def test_connect_forms(shared_kernel: RunningKernel, stock_device: int, device: 
 
 
 def test_connect_gives_a_fresh_namespace_and_disconnect_returns_to_default(
-    shared_kernel: RunningKernel, device: int
+    shared_kernel: RunningKernel, device: int, stock_device: int
 ) -> None:
     shared_kernel.run("on_default = 1")
     shared_kernel.run(f'$connect("127.0.0.1:{device}")')
     assert shared_kernel.run("on_default").error["ename"] == "NameError"
-    shared_kernel.run("$disconnect()")
+    left = shared_kernel.run("$disconnect()")
+    assert left.stream() == (
+        f"disconnected from 127.0.0.1:{device} (its variables dropped); next cells run on 127.0.0.1:{stock_device}\n"
+    )
     # A new connection to the default device: a new namespace there too.
     assert shared_kernel.run("import os; os.getpid() > 0").result == "True"
+    assert shared_kernel.run("$disconnect()").stream().startswith(f"disconnected from 127.0.0.1:{stock_device} ")
+    assert shared_kernel.run("$disconnect()").stream() == (
+        f"not connected: cells run on the default device, 127.0.0.1:{stock_device}\n"
+    )
 
 
 def test_unreachable_device_fails_fast_with_a_clear_message(shared_kernel: RunningKernel) -> None:
@@ -113,4 +121,17 @@ def test_exec_runs_in_the_kernel_process(shared_kernel: RunningKernel) -> None:
 def test_help_lists_every_command_with_its_summary(shared_kernel: RunningKernel) -> None:
     text = shared_kernel.run("$help()").stream()
     for info in REGISTRY.values():
-        assert re.search(rf"^  {re.escape(info.usage)} +{re.escape(info.summary)}$", text, re.MULTILINE), info
+        for usage, summary in ((info.usage, info.summary), *info.also):
+            assert re.search(rf"^  {re.escape(usage)} +{re.escape(summary)}$", text, re.MULTILINE), info
+    for form in ("$video()", "$video(True)", "$video(False)", '$video("url"'):
+        assert f"\n  {form}" in text, form
+
+
+def test_a_quiet_start(stock_device: int, tmp_path: Path) -> None:
+    """Nothing on the kernel's stderr, which frontends show (jupyter console, nbconvert, the server's log):
+    xeus 2.4's "Run with XEUS 2.4.1" was there at every start."""
+    with open(tmp_path / "stderr", "w+") as stderr:
+        with kernel(stock_device, stderr=stderr) as running:
+            assert running.run("1 + 1").result == "2"
+        stderr.seek(0)
+        assert stderr.read() == ""

@@ -119,9 +119,12 @@ def test_file_round_trip_with_progress(files_kernel: RunningKernel, here: Path, 
     assert (there / "data.bin").read_bytes() == data
     _, updates = progress(result)
     final = updates[-1]["data"]
-    assert "100%" in final["text/plain"] and "SHA-256 verified" in final["text/plain"]
-    assert f"{here / 'data.bin'} → {there / 'data.bin'}" in final["text/plain"]
-    assert 'max="1000" value="1000"' in final["text/html"]
+    assert final["text/plain"] == "█" * 24 + " 100%" and 'max="1000" value="1000"' in final["text/html"]
+    # The summary, a line of its own under the bar (clients that ignore display updates show it too).
+    summary = result.stream()
+    assert summary.endswith("\n") and summary.count("\n") == 1, summary
+    assert "100%" in summary and "SHA-256 verified" in summary
+    assert f"{here / 'data.bin'} → {there / 'data.bin'}" in summary
 
     result = files_kernel.run(f'$download("{there}/data.bin", "copy.bin")')
     assert result.status == "ok", result.of_type("error")
@@ -156,7 +159,7 @@ def test_directory_tree_round_trip(files_kernel: RunningKernel, here: Path, ther
     result = files_kernel.run(f'$upload("project", "{there}")')  # an existing directory: into it
     assert result.status == "ok", result.of_type("error")
     assert snapshot(there / "project") == expected
-    final = progress(result)[1][-1]["data"]["text/plain"]
+    final = result.stream()
     assert "4/4 files" in final and "skipped 2" in final
 
     result = files_kernel.run(f'$download("{there}/project", "again")')  # a new name: the copy
@@ -320,7 +323,7 @@ def test_rpyc5_device(files_kernel: RunningKernel, here: Path, there: Path) -> N
             assert snapshot(there / "tree") == snapshot(tree)
             result = files_kernel.run(f'$download("{there}/tree/sub/data.bin", "back.bin")')
             assert result.status == "ok" and (here / "back.bin").read_bytes() == data
-            assert "SHA-256 verified" in progress(result)[1][-1]["data"]["text/plain"]
+            assert "SHA-256 verified" in result.stream()
             listing = files_kernel.run(f'$ls("{there}/tree")').stream()
             assert listing.endswith(" 3 B  top.txt\n") and "  sub/\n" in listing
             # The device's OSError, rebuilt by rpyc 5, still says what happened.

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kernel_client import RunningKernel, kernel
-from servers import DEBIAN_RPYC_CLASSIC, stock_rpyc_classic
+from servers import DEBIAN_RPYC_CLASSIC, stock_rpyc_classic, xrpyc_device
 
 
 def run_with_stdin(
-    running: RunningKernel, code: str, on_request: Callable[[dict[str, Any]], None]
+    running: RunningKernel, code: str, on_request: Callable[[dict[str, Any]], None], timeout: float = 30
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(reply content, output messages, input requests) of `code` run with allow_stdin."""
     requests: list[dict[str, Any]] = []
@@ -23,7 +24,7 @@ def run_with_stdin(
         on_request(msg)
 
     reply = running.kc.execute_interactive(
-        code, allow_stdin=True, stdin_hook=stdin_hook, output_hook=messages.append, timeout=30
+        code, allow_stdin=True, stdin_hook=stdin_hook, output_hook=messages.append, timeout=timeout
     )
     outputs = [m for m in messages if m["msg_type"] in ("stream", "execute_result", "error")]
     return reply["content"], outputs, requests
@@ -92,3 +93,55 @@ def test_input_on_an_rpyc5_device() -> None:
     with stock_rpyc_classic(DEBIAN_RPYC_CLASSIC) as port, kernel(port) as running:
         reply, outputs, _ = run_with_stdin(running, "print(input('5> ') * 2)", lambda _m: running.kc.input("ab"))
         assert reply["status"] == "ok" and texts(outputs) == "abab\n"
+
+
+# Longer than rpyc's default sync_request_timeout (30 s), the device's side of
+# the input() request: the answer must still arrive.
+SLOW_ANSWER = 45
+
+
+def test_input_waits_as_long_as_the_user_takes() -> None:
+    """Answered after 45 s on each kind of device, and interrupted after 35 s: no hidden request timeout.
+
+    All at once (each kernel waits on its own user), so the test takes 45 s, not 3 minutes.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = {
+            "xrpyc-device": stack.enter_context(xrpyc_device()),
+            "rpyc 6": stack.enter_context(stock_rpyc_classic()),
+        }
+        if DEBIAN_RPYC_CLASSIC.exists():
+            ports["rpyc 5"] = stack.enter_context(stock_rpyc_classic(DEBIAN_RPYC_CLASSIC))
+        kernels = {name: stack.enter_context(kernel(port)) for name, port in ports.items()}
+        interrupted = stack.enter_context(kernel(ports["rpyc 6"]))
+        outcomes: dict[str, Any] = {}
+
+        def answer_late(name: str, running: RunningKernel) -> None:
+            outcomes[name] = run_with_stdin(
+                running,
+                "print(input('slow> ') * 2)",
+                lambda _m: threading.Timer(SLOW_ANSWER, running.kc.input, ("ab",)).start(),
+                timeout=SLOW_ANSWER + 30,
+            )
+
+        def interrupt_late() -> None:
+            outcomes["interrupted"] = run_with_stdin(
+                interrupted,
+                "input('never> ')",
+                lambda _m: threading.Timer(SLOW_ANSWER - 10, interrupted.km.interrupt_kernel).start(),
+                timeout=SLOW_ANSWER + 30,
+            )
+
+        threads = [threading.Thread(target=answer_late, args=item) for item in kernels.items()]
+        threads.append(threading.Thread(target=interrupt_late))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(SLOW_ANSWER + 60)
+        for name in kernels:
+            reply, outputs, _ = outcomes[name]
+            assert reply["status"] == "ok", (name, reply, outputs)
+            assert texts(outputs) == "abab\n", name
+        reply, outputs, _ = outcomes["interrupted"]
+        assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", (reply, outputs)
+        assert interrupted.run("1 + 1").result == "2"

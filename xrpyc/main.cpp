@@ -79,6 +79,7 @@ int main(int argc, char* argv[])
         // The main thread waits in xeus' poll loop without the GIL; every
         // request handler takes it back (xinterpreter.cpp).
         pybind11::gil_scoped_release release;
+        xrpyc::compat::mute_start_banner();
         kernel->start();
     }
     catch (std::exception& e)

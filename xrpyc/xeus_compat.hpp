@@ -5,6 +5,7 @@
 #ifndef XRPYC_XEUS_COMPAT_HPP
 #define XRPYC_XEUS_COMPAT_HPP
 
+#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -82,6 +83,18 @@ namespace xrpyc::compat
         return std::make_unique<xrpyc::server_zmq>(zmq_context(context), config, eh);
 #else
         return xeus::make_xserver_default(context, config, eh);
+#endif
+    }
+
+    // xeus 2.4 prints "Run with XEUS 2.4.1" to std::clog as the kernel starts,
+    // and frontends show a kernel's stderr (jupyter console's banner, nbconvert,
+    // the notebook server's log), where it reads like news the user must act
+    // on. clog is muted until xrpyc's server starts serving
+    // (server_zmq::start_impl unmutes it): only that line is lost.
+    inline void mute_start_banner()
+    {
+#if XEUS_VERSION_MAJOR == 2
+        std::clog.setstate(std::ios::badbit);
 #endif
     }
 

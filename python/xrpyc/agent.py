@@ -91,6 +91,32 @@ def _without_waiting(send: Callable[[Chunks], Any]) -> Callable[[Chunks], Any]:
         return send
 
 
+def _waiting_for_ever(call: Callable[..., Any]) -> Callable[..., Any]:
+    """`call` (the kernel's callback) waiting for its answer as long as it takes: a user answers input() when
+    they come back, and no sync_request_timeout applies.
+
+    A plain call to a netref is a sync request, which gives up after the
+    device's connection's sync_request_timeout (30 s on stock servers: the
+    answer was lost with "result expired"). An asynchronous call with no
+    expiry is waited for without one, serving the connection meanwhile as a
+    sync request does (rpyc 5.x and 6.x). A dropped link still ends the wait
+    (EOFError), and an interrupt is the kernel answering ("interrupted",).
+    """
+    try:
+        import rpyc
+
+        asynchronous = rpyc.async_(call)
+    except (ImportError, TypeError):  # not a netref: the agent runs in-process (unit tests)
+        return call
+
+    def wait(*args: Any) -> Any:
+        result = asynchronous(*args)
+        result.set_expiry(None)
+        return result.value
+
+    return wait
+
+
 class _Sink:
     """Collects one cell's stdout/stderr and ships it in order, in batches; `ask` answers its input()."""
 
@@ -215,7 +241,7 @@ def _ask(prompt: Any, password: bool, fallback: Callable[..., str], *args: Any) 
     if sink is None or sink.ask is None:
         return fallback(*args)
     sink.flush()  # what the cell printed comes before the prompt
-    answer = sink.ask(wire_text(str(prompt)), password)
+    answer = _waiting_for_ever(sink.ask)(wire_text(str(prompt)), password)
     if answer[0] == "ok":
         return str(answer[1])
     if answer[0] == "interrupted":

@@ -27,25 +27,34 @@ class CommandInfo:
     usage: str
     summary: str
     function: Callable[..., None]
+    # Other ways to call it, each (usage, summary): $help lists every one.
+    also: tuple[tuple[str, str], ...] = ()
 
 
 REGISTRY: dict[str, CommandInfo] = {}
 
 
-def command(usage: str, summary: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register a $ command; its name is the usage's, up to the parenthesis ($video.stop)."""
+def command(
+    usage: str, summary: str, also: tuple[tuple[str, str], ...] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a $ command; its name is the usage's, up to the parenthesis ($video.stop).
+
+    `also` lists its other forms, (usage, summary) each, such as `$video(False)`.
+    """
 
     def register(function: Callable[..., None]) -> Callable[..., None]:
         name = usage[1:].split("(")[0]
-        REGISTRY[name] = CommandInfo(name, usage, summary, function)
+        REGISTRY[name] = CommandInfo(name, usage, summary, function, also)
         return function
 
     return register
 
 
 def listing() -> str:
-    width = max(len(info.usage) for info in REGISTRY.values())
-    return "\n".join(f"  {info.usage:<{width}}  {info.summary}" for info in REGISTRY.values())
+    """Every form of every command, one a line, with what it does."""
+    forms = [form for info in REGISTRY.values() for form in ((info.usage, info.summary), *info.also)]
+    width = max(len(usage) for usage, _ in forms)
+    return "\n".join(f"  {usage:<{width}}  {summary}" for usage, summary in forms)
 
 
 def check(cmd: Command) -> CommandInfo:
@@ -105,7 +114,14 @@ def connect(
 
 @command("$disconnect()", "close the connection; later cells run on the default device")
 def disconnect(kernel: Shell) -> None:
+    left = kernel.address if kernel.device is not None or kernel.explicit else None
     kernel.disconnect()
+    if left is None:
+        kernel.write("stdout", f"not connected: cells run on the default device, {kernel.address}\n")
+    else:
+        kernel.write(
+            "stdout", f"disconnected from {left} (its variables dropped); next cells run on {kernel.address}\n"
+        )
 
 
 @command("$device()", "show the device's address, platform, machine, Python and rpyc versions")
@@ -130,6 +146,11 @@ def exec_(kernel: Shell, code: str) -> None:
 @command(
     '$video("url", fps=30, width=640, record=None, overwrite=False)',
     'play an RTSP/MJPEG stream in the background ("device": its live view); record="file.mp4" saves it',
+    also=(
+        ("$video()", "list the streams playing"),
+        ("$video(True)", "show the device's live view while cells run"),
+        ("$video(False)", "stop showing it"),
+    ),
 )
 def video(
     kernel: Shell,

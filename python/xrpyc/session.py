@@ -275,6 +275,7 @@ def _prove_token(sock: socket.socket, address: Address, token: str, attempt: Att
         ) from None
     except HandshakeError as error:
         sock.close()
+        attempt.check()  # the attempt ended it (its deadline shuts the socket: an empty challenge)
         raise DeviceError(f"{address}: {error}") from None
     except OSError as error:
         sock.close()

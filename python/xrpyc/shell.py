@@ -50,6 +50,10 @@ class StreamWriter(io.TextIOBase):
         return len(text)
 
 
+# A cell that is only one of these asks the frontend to end the session, as in IPython.
+EXIT_WORDS = frozenset(("exit", "quit", "exit()", "quit()"))
+
+
 class Shell:
     def __init__(self, native: Any, history: History | None = None) -> None:
         self.native = native
@@ -271,6 +275,9 @@ class Shell:
     ) -> str:
         self._allow_stdin = allow_stdin
         self._removal_noted = False
+        if code.strip() in EXIT_WORDS:
+            # As IPython's exit: the frontend ends the session (jupyter console leaves); the device is not asked.
+            return json.dumps({"status": "ok", "payload": [{"source": "ask_exit", "keepkernel": False}]})
         if self.history is not None and store_history and not silent:
             self.history.start_cell(execution_count)
         try:

@@ -466,9 +466,15 @@ class _Writer:
 
 
 class _Progress:
-    """One display_data with a display_id, then update_display_data in place."""
+    """One display_data with a display_id, then update_display_data in place.
+
+    The summary of a finished transfer is a line of stdout under the bar,
+    which the update fills to 100%: clients that ignore display updates
+    (jupyter console shows the first display and no update) show it too.
+    """
 
     def __init__(self, shell: Shell, transfer: _Transfer) -> None:
+        self._shell = shell
         self._native = shell.native
         self._transfer = transfer
         self._transient = json.dumps({"display_id": uuid.uuid4().hex})
@@ -477,12 +483,14 @@ class _Progress:
     def update(self, state: str) -> None:
         self._native.update_display_data(self._data(state), "", self._transient)
 
-    def _data(self, state: str) -> str:
+    def finish(self) -> None:
+        self.update("full")
+        self._shell.write("stdout", self._text("done") + "\n")
+
+    def _text(self, state: str) -> str:
         t = self._transfer
         elapsed = max(time.monotonic() - t.started, 1e-6)
-        fraction = t.done / t.total if t.total else 0.0
-        if state == "done":
-            fraction = 1.0
+        fraction = self._fraction(state)
         many = len(t.items) != 1 or t.dirs
         files = f", {t.files_done}/{len(t.items)} files" if many else ""
         amount = f"{byte_size(t.done)} / {byte_size(t.total)}"
@@ -498,8 +506,19 @@ class _Progress:
                 f"{t.verb}ed {t.label}: 100% ({byte_size(t.total)}{files}) in {_duration(elapsed)} "
                 f"({byte_size(t.total / elapsed)}/s), SHA-256 verified{skipped}"
             )
+        elif state == "full":  # the bar of a finished transfer, whose summary follows it
+            text = "100%"
         else:  # interrupted, failed: the file in progress was removed
             text = f"{t.verb} {state} at {fraction:.0%} ({amount}{files}): {t.label}"
+        return text
+
+    def _fraction(self, state: str) -> float:
+        t = self._transfer
+        return 1.0 if state in ("done", "full") else t.done / t.total if t.total else 0.0
+
+    def _data(self, state: str) -> str:
+        fraction = self._fraction(state)
+        text = self._text(state)
         bar = "█" * round(fraction * 24) + "░" * (24 - round(fraction * 24))
         page = (
             f'<div style="font-family: monospace"><progress max="1000" value="{round(fraction * 1000)}" '
@@ -541,7 +560,7 @@ def _transfer(shell: Shell, verb: str, source: str, destination: str) -> None:
             final = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             (progress or [_Progress(shell, transfer)])[0].update(final)
         raise
-    (progress or [_Progress(shell, transfer)])[0].update("done")
+    (progress or [_Progress(shell, transfer)])[0].finish()
 
 
 def upload(shell: Shell, source: str, destination: str) -> None:
