@@ -54,16 +54,11 @@ def test_console_session(console: pexpect.spawn, tmp_path: Path) -> None:
     # The banner is the kernel's, with no "Run with XEUS" line before the first prompt.
     assert "Run with XEUS" not in child.before
 
-    # A block ends with one blank line. That depends on the kernel's is_complete, reworked in a
-    # change of its own (issue 15): until it is in, a second blank line ends the block, the rest
-    # of the session is tested, and the test is marked xfail at the end.
+    # A block ends with one blank line, as in IPython.
     run(child, "for i in range(2):")
     run(child, "print('line', i * 7)")  # the console indents it (is_complete's indent)
     run(child, "")
-    one_blank_line_ends_the_block = child.expect(["line 7", pexpect.TIMEOUT], timeout=5) == 0
-    if not one_blank_line_ends_the_block:
-        run(child, "")
-        child.expect("line 7")
+    child.expect("line 7", timeout=10)
     child.expect(PROMPT)
 
     # Tab completes a name that exists only on the device.
@@ -100,5 +95,3 @@ def test_console_session(console: pexpect.spawn, tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    if not one_blank_line_ends_the_block:
-        pytest.xfail("a block needed two blank lines to end (is_complete: fixed in its own change)")
