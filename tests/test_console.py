@@ -25,6 +25,9 @@ def console(stock_device: int, tmp_path: Path) -> Iterator[pexpect.spawn]:
     env = dict(
         os.environ,
         XRPYC_DEVICE=f"127.0.0.1:{stock_device}",
+        # A history of its own: the console suggests from history as one types, and other tests' cells
+        # (huge ones among them) would be drawn after what is typed here.
+        XRPYC_HISTORY=str(tmp_path / "history.sqlite"),
         PROMPT_TOOLKIT_NO_CPR="1",  # no cursor position requests: nobody answers them here
         TERM="xterm",
     )
