@@ -198,12 +198,14 @@ def _open_socket(address: Address, attempt: Attempt, credentials: Credentials, s
     """A connected stream, with TLS and the token exchange done when the credentials ask."""
     from rpyc.core.stream import SocketStream
 
+    from .channel import TLSStream
+
     sock = _connect(address, attempt, credentials)
     if credentials.token:
         _prove_token(sock, address, credentials.token, attempt, session)
     sock.settimeout(None)
     _bound_link_failures(sock)
-    return SocketStream(sock)
+    return TLSStream(sock) if credentials.tls else SocketStream(sock)
 
 
 def _resolve(address: Address, attempt: Attempt) -> list[tuple]:

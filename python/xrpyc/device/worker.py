@@ -87,7 +87,10 @@ class Worker:
             except OSError:
                 message, fds = b"", []
             if message == CONNECTION and len(fds) == 1:
-                self._start(socket.socket(fileno=fds[0]))
+                sock = socket.socket(fileno=fds[0])
+                if sock.family == socket.AF_UNIX:
+                    sock = _Relayed(fileno=sock.detach())
+                self._start(sock)
                 continue
             for fd in fds:
                 os.close(fd)
@@ -176,6 +179,18 @@ class Worker:
                 self._control.sendall(message)
             except OSError:
                 os._exit(0)  # the dispatcher has gone
+
+
+class _Relayed(socket.socket):
+    """The worker's end of a TLS connection, which the dispatcher relays over a Unix socket pair.
+
+    Kernels set TCP_NODELAY on the device's end of their connection (session._disable_nagle),
+    through rpyc: here a no-op, the dispatcher has set it on the TCP socket itself.
+    """
+
+    def setsockopt(self, level: int, option: int, *value: Any) -> None:
+        if level != socket.IPPROTO_TCP:
+            super().setsockopt(level, option, *value)
 
 
 def main(control: socket.socket, settings: dict[str, Any]) -> NoReturn:

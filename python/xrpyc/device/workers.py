@@ -54,6 +54,8 @@ class Workers:
     def hand(self, sock: socket.socket, session: str | None, slot: int) -> None:
         """Give `sock` (authenticated, holding serving slot `slot`) to its session's worker; OSError if that fails."""
         if isinstance(sock, ssl.SSLSocket):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the relay writes what it gets at once
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             threading.Thread(target=_relay, args=(sock, ours), name="xrpyc-tls-relay", daemon=True).start()
         else:
@@ -121,8 +123,10 @@ def _relay(tls: ssl.SSLSocket, plain: socket.socket) -> None:
     """Copy bytes both ways between a TLS peer and a worker until either side ends.
 
     One thread and non-blocking sockets: OpenSSL does not allow reading and
-    writing one connection from two threads at once. Each direction holds
-    at most one chunk (the other side's pace sets ours).
+    writing one connection from two threads at once. TLS input is read until
+    OpenSSL wants more from the network: it may hold bytes already taken from
+    the socket, which select() cannot see. Otherwise each direction holds what
+    one read gave (the other side's pace sets ours).
     """
     tls.setblocking(False)
     plain.setblocking(False)
@@ -131,15 +135,9 @@ def _relay(tls: ssl.SSLSocket, plain: socket.socket) -> None:
         while True:
             readers = ([] if to_worker else [tls]) + ([] if to_peer else [plain])
             writers = ([plain] if to_worker else []) + ([tls] if to_peer else [])
-            if not to_worker and tls.pending():
-                readable, writable = [tls], []
-            else:
-                readable, writable, _ = select.select(readers, writers, [])
+            readable, writable, _ = select.select(readers, writers, [])
             if tls in readable:
-                with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    to_worker = tls.recv(RELAY_CHUNK)
-                    if not to_worker:
-                        return
+                to_worker = _drain(tls)
             if plain in readable:
                 to_peer = plain.recv(RELAY_CHUNK)
                 if not to_peer:
@@ -149,10 +147,24 @@ def _relay(tls: ssl.SSLSocket, plain: socket.socket) -> None:
             if tls in writable:
                 with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     to_peer = to_peer[tls.send(to_peer) :]
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
         pass
     finally:
         for sock in (plain, tls):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()  # the dispatcher's slot only shuts a TLS socket down (guard.py): this thread may be using it
+
+
+def _drain(tls: ssl.SSLSocket) -> bytes:
+    """All that a non-blocking TLS socket has to give now; EOFError when the peer has closed."""
+    chunks = []
+    try:
+        while True:
+            chunk = tls.recv(RELAY_CHUNK)
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        pass
+    return b"".join(chunks)
