@@ -161,3 +161,29 @@ def test_a_stock_rpyc_client_still_works_without_a_token() -> None:
         finally:
             first.close()
             second.close()
+
+
+def test_a_kernel_that_sends_no_session_is_still_served() -> None:
+    """Kernels from before sessions prove the token over the whole challenge and send no session."""
+    import hashlib
+    import hmac
+
+    from rpyc.core.stream import SocketStream
+    from rpyc.utils.factory import connect_stream
+
+    with device("--token", TOKEN) as (port, _):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        challenge = sock.recv(256)  # the whole line: the device waits for our answer
+        assert challenge.startswith(b"XRPYC-AUTH2 ") and challenge.endswith(b"\n")
+        offer = challenge[len(b"XRPYC-AUTH2 ") :].strip()
+        proof = hmac.new(TOKEN.encode(), b"kernel:" + offer, hashlib.sha256).hexdigest().encode()
+        sock.sendall(proof + b" " + b"ab" * 16 + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1)
+        assert reply.startswith(b"XRPYC-OK ")
+        conn = connect_stream(SocketStream(sock))
+        try:
+            assert conn.root.eval("6 * 7") == 42
+        finally:
+            conn.close()

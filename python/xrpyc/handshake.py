@@ -28,6 +28,11 @@ BUSY = b"XRPYC-BUSY "
 MAX_LINE = 256
 # A kernel's key (uuid4 hex): the device serves all connections with one key in one worker process.
 SESSION = re.compile(rb"[0-9a-f]{1,64}")
+# Ends a device's challenge when it takes a session after the proof. Part of the
+# challenge the proof covers, so kernels that know nothing of sessions still
+# prove themselves (and share one worker); kernels do not send a session to
+# devices that do not ask for one (they would take it for part of the nonce).
+SESSIONS = b" sessions"
 
 
 class HandshakeError(Exception):
@@ -67,12 +72,12 @@ def challenge(sock: socket.socket, token: str, deadline: float) -> tuple[bytes, 
     away (`deny`, `busy`). HandshakeError when the peer sent no proof at all (an
     rpyc client without a token) or a malformed session.
     """
-    nonce = _nonce()
-    sock.sendall(AUTH + nonce + b"\n")
+    offer = _nonce() + SESSIONS
+    sock.sendall(AUTH + offer + b"\n")
     proof, kernel_nonce, session, *_ = [*readline(sock, deadline).strip().split(b" "), b"", b""]
     if len(proof) != 64 or not kernel_nonce:
         raise HandshakeError("the peer sent no token proof")
-    if not hmac.compare_digest(proof, _digest(token, b"kernel", nonce)):
+    if not hmac.compare_digest(proof, _digest(token, b"kernel", offer)):
         return None
     if session and not SESSION.fullmatch(session):
         raise HandshakeError("the peer sent a malformed session key")
@@ -109,7 +114,9 @@ def answer(sock: socket.socket, token: str, deadline: float, challenge_by: float
     if not line.startswith(AUTH):
         raise HandshakeError(f"the device sent {line[:40]!r} instead of a token challenge: it is not an xrpyc-device")
     nonce = _nonce()
-    proof = _digest(token, b"kernel", line[len(AUTH) :].strip())
+    offer = line[len(AUTH) :].strip()
+    proof = _digest(token, b"kernel", offer)
+    session = session if offer.endswith(SESSIONS) else ""
     sock.sendall(b" ".join(part for part in (proof, nonce, session.encode("ascii")) if part) + b"\n")
     reply = readline(sock, deadline)
     if reply.startswith(DENIED) or reply.startswith(BUSY):
