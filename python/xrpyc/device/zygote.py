@@ -17,11 +17,13 @@ same idea in sixty lines, with the dispatcher's settings inherited.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import threading
+import time
 from typing import NoReturn
 
 from . import worker
@@ -67,13 +69,18 @@ class Zygote:
             theirs.close()
         return ours
 
-    def stop(self) -> None:
-        """End the zygote, and with it (PR_SET_PDEATHSIG) every worker."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """End every worker, then the zygote (which kills and reaps them once our socket closes)."""
         self._sock.close()
+        deadline = time.monotonic() + timeout
         try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
+            while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)  # its workers die with it (PR_SET_PDEATHSIG)
+                    os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.01)
+        except ChildProcessError:
             pass
 
 
@@ -85,19 +92,41 @@ def _serve(sock: socket.socket, parent: int) -> NoReturn:
         # Ctrl-C in a terminal reaches the whole process group: the device stops, then its workers.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel, no zombies
+        workers: set[int] = set()
+
+        def reap(*_: object) -> None:
+            with contextlib.suppress(ChildProcessError):
+                while True:
+                    pid, _status = os.waitpid(-1, os.WNOHANG)
+                    if pid == 0:
+                        return
+                    workers.discard(pid)
+
+        # Reaped as they end (no zombies), and only live ones are in `workers`: a pid
+        # to kill is never one the system has given to another process since.
+        signal.signal(signal.SIGCHLD, reap)
         os.environ.pop("XRPYC_TOKEN", None)
         while True:
             message, fds, _, _ = socket.recv_fds(sock, 4096, 1)
-            if not message:  # the device has gone
-                os._exit(0)
+            if not message:  # the device is stopping, or has gone
+                break
             if len(fds) != 1:
                 for fd in fds:
                     os.close(fd)
                 continue
-            if os.fork() == 0:
+            pid = os.fork()
+            if pid == 0:
                 sock.close()
                 worker.main(socket.socket(fileno=fds[0]), json.loads(message))
+            workers.add(pid)
             os.close(fds[0])
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for pid in list(workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in list(workers):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        os._exit(0)
     finally:
         os._exit(1)
