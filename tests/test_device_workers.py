@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import rpyc
@@ -187,3 +188,23 @@ def test_a_kernel_that_sends_no_session_is_still_served() -> None:
             assert conn.root.eval("6 * 7") == 42
         finally:
             conn.close()
+
+
+def test_over_tls_each_kernel_has_its_worker_and_large_messages_pass_the_relay(tmp_path: Path) -> None:
+    made = subprocess.run(
+        [str(BIN / "python"), "-m", "xrpyc.device.certs", "--name", "localhost", "--ip", "127.0.0.1",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cert, key = tmp_path / "localhost.pem", tmp_path / "localhost.key"
+    connect = f'$connect("127.0.0.1", {{port}}, token="{TOKEN}", tls="{cert}")\n'
+    with device("--certfile", str(cert), "--keyfile", str(key), "--token", TOKEN) as (port, process):
+        with kernel(port) as a, kernel(port) as b:
+            b.run(connect.format(port=port) + "secret = 'b-' + 'only'")
+            assert a.run(connect.format(port=port) + SNOOP).result == "[None]"
+            assert pid(a) != pid(b) and process.pid not in (pid(a), pid(b))
+            big = b.run("data = bytes(range(256)) * 20000\nprint(len(data.hex()))\nlen(data)")
+            assert big.stream() == "10240000\n" and big.result == "5120000"
+            content, _, _ = interrupt_after_start(b, "print('started')\nwhile True:\n    pass")
+            assert_interrupted(content)
+            assert b.run("secret").result == "'b-only'"

@@ -18,6 +18,7 @@ same idea in sixty lines, with the dispatcher's settings inherited.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -28,8 +29,12 @@ from typing import NoReturn
 
 from . import worker
 
-# Imported before the fork, shared by every worker (copy-on-write).
-PRELOAD = ("rpyc", "rpyc.utils.classic", "rpyc.core.channel", "rpyc.core.stream", "xrpyc.device.display")
+# Imported before the fork, shared by every worker (copy-on-write): rpyc, and what
+# the kernels' agent (agent.py, devicefacts.py, devicefiles.py) imports on a device.
+PRELOAD = (
+    "rpyc", "rpyc.utils.classic", "rpyc.core.channel", "rpyc.core.stream", "xrpyc.device.display",
+    "ast", "getpass", "glob", "hashlib", "platform", "shutil",
+)  # fmt: skip
 
 
 class Zygote:
@@ -47,6 +52,9 @@ class Zygote:
 
         for name in PRELOAD:
             importlib.import_module(name)
+        # What exists now is shared with every worker: keep the collector from writing
+        # to it (its bookkeeping would copy those pages into each worker).
+        gc.freeze()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent = os.getpid()
         pid = os.fork()
