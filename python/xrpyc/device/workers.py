@@ -75,10 +75,6 @@ class Workers:
             if theirs is not sock:
                 theirs.close()
 
-    def count(self) -> int:
-        with self._lock:
-            return len(self._by_session)
-
     def _read(self, worker: _Worker) -> None:
         """Frames and exit wishes from `worker`, until it ends; then its connections end too."""
         try:
