@@ -25,11 +25,13 @@ TOKEN = "a-token-for-the-boundary-tests"
 
 
 def private_device(kernel_pid: int) -> psutil.Process:
-    (device,) = [
+    """The kernel's private xrpyc-device: the dispatcher, not its forked zygote or workers (same command line)."""
+    devices = [
         child
         for child in psutil.Process(kernel_pid).children(recursive=True)
         if "xrpyc.device" in " ".join(child.cmdline())
     ]
+    (device,) = [process for process in devices if process.ppid() not in {other.pid for other in devices}]
     return device
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 
 from rpyc.core.channel import Channel
+from rpyc.core.stream import SocketStream
 
 SETUP_LIMIT = 1024 * 1024  # bytes: nothing a device sends while a kernel connects comes near this
 
@@ -37,3 +38,19 @@ class BoundedChannel(Channel):
             if inflater.unconsumed_tail:
                 raise OversizedFrame(f"it sent a compressed message of more than {self.limit:,} bytes")
         return data
+
+
+class TLSStream(SocketStream):
+    """rpyc's socket stream over TLS, ready to read also when OpenSSL holds bytes already decrypted.
+
+    A device (an xrpyc-device relaying TLS to a worker, a TLS proxy in front of
+    a stock server) may send the end of one rpyc message and the start of the
+    next in one TLS record. Once rpyc has read the first, the rest waits inside
+    OpenSSL, where a poll of the socket cannot see it: the kernel would wait
+    for network bytes that never come.
+    """
+
+    __slots__ = ()
+
+    def poll(self, timeout: float | None) -> bool:
+        return self.sock.pending() > 0 or super().poll(timeout)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import socket
 import time
@@ -25,6 +26,13 @@ OK = b"XRPYC-OK "
 DENIED = b"XRPYC-DENIED\n"
 BUSY = b"XRPYC-BUSY "
 MAX_LINE = 256
+# A kernel's key (uuid4 hex): the device serves all connections with one key in one worker process.
+SESSION = re.compile(rb"[0-9a-f]{1,64}")
+# Ends a device's challenge when it takes a session after the proof. Part of the
+# challenge the proof covers, so kernels that know nothing of sessions still
+# prove themselves (and share one worker); kernels do not send a session to
+# devices that do not ask for one (they would take it for part of the nonce).
+SESSIONS = b" sessions"
 
 
 class HandshakeError(Exception):
@@ -55,20 +63,25 @@ def readline(sock: socket.socket, deadline: float) -> bytes:
     return line
 
 
-def challenge(sock: socket.socket, token: str, deadline: float) -> bytes | None:
-    """Device side: the peer's nonce when it proves it knows `token` (compared in constant time), else None.
+def challenge(sock: socket.socket, token: str, deadline: float) -> tuple[bytes, str | None] | None:
+    """Device side: (the peer's nonce, its session) when it proves it knows `token` (compared in constant time).
 
-    The device then proves itself with `welcome`, or turns the peer away (`deny`, `busy`).
-    HandshakeError when the peer sent no proof at all (an rpyc client without a token).
+    None when the proof is wrong. The session is the kernel's key, which routes
+    the connection to that kernel's worker (None: the peer sent none, an older
+    kernel). The device then proves itself with `welcome`, or turns the peer
+    away (`deny`, `busy`). HandshakeError when the peer sent no proof at all (an
+    rpyc client without a token) or a malformed session.
     """
-    nonce = _nonce()
-    sock.sendall(AUTH + nonce + b"\n")
-    proof, _, kernel_nonce = readline(sock, deadline).strip().partition(b" ")
+    offer = _nonce() + SESSIONS
+    sock.sendall(AUTH + offer + b"\n")
+    proof, kernel_nonce, session, *_ = [*readline(sock, deadline).strip().split(b" "), b"", b""]
     if len(proof) != 64 or not kernel_nonce:
         raise HandshakeError("the peer sent no token proof")
-    if not hmac.compare_digest(proof, _digest(token, b"kernel", nonce)):
+    if not hmac.compare_digest(proof, _digest(token, b"kernel", offer)):
         return None
-    return kernel_nonce[:64]
+    if session and not SESSION.fullmatch(session):
+        raise HandshakeError("the peer sent a malformed session key")
+    return kernel_nonce[:64], session.decode("ascii") if session else None
 
 
 def welcome(sock: socket.socket, token: str, kernel_nonce: bytes) -> None:
@@ -86,8 +99,11 @@ def busy(sock: socket.socket, reason: str) -> None:
     sock.sendall(BUSY + reason.encode("ascii", "replace") + b"\n")
 
 
-def answer(sock: socket.socket, token: str, deadline: float, challenge_by: float) -> None:
+def answer(sock: socket.socket, token: str, deadline: float, challenge_by: float, session: str = "") -> None:
     """Kernel side: prove we know `token` and check that the device does too, or raise HandshakeError.
+
+    `session` (the kernel's key, hex) tells the device which of its workers serves
+    this connection: all connections with one key share one namespace registry.
 
     socket.timeout when the device sends no challenge by `challenge_by`, or does not finish by `deadline`.
     """
@@ -98,7 +114,10 @@ def answer(sock: socket.socket, token: str, deadline: float, challenge_by: float
     if not line.startswith(AUTH):
         raise HandshakeError(f"the device sent {line[:40]!r} instead of a token challenge: it is not an xrpyc-device")
     nonce = _nonce()
-    sock.sendall(_digest(token, b"kernel", line[len(AUTH) :].strip()) + b" " + nonce + b"\n")
+    offer = line[len(AUTH) :].strip()
+    proof = _digest(token, b"kernel", offer)
+    session = session if offer.endswith(SESSIONS) else ""
+    sock.sendall(b" ".join(part for part in (proof, nonce, session.encode("ascii")) if part) + b"\n")
     reply = readline(sock, deadline)
     if reply.startswith(DENIED) or reply.startswith(BUSY):
         raise HandshakeError(explain(reply) or "the device refused the token")

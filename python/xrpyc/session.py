@@ -144,10 +144,12 @@ def _agent_source() -> str:
 _RPYC5_DEVICES: set[Address] = set()
 
 
-def _open(address: Address, attempt: Attempt, credentials: Credentials) -> Any:
+def _open(address: Address, attempt: Attempt, credentials: Credentials, session: str) -> Any:
     """A classic rpyc connection to `address` (rpyc 6.x or 5.x) within the attempt, or DeviceError saying why not.
 
-    Cancelled when the attempt is interrupted.
+    `session` (the kernel's key) goes to a device that asks for a token: it serves
+    all connections with one key in one worker process of their own. Cancelled
+    when the attempt is interrupted.
     """
     from rpyc.utils.factory import connect_channel
 
@@ -156,7 +158,7 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials) -> Any:
 
     while True:
         rpyc5 = address in _RPYC5_DEVICES
-        stream = _open_socket(address, attempt, credentials)
+        stream = _open_socket(address, attempt, credentials, session)
         channel = Rpyc5Channel(stream) if rpyc5 else BoundedChannel(stream)
         attempt.stage = RPYC_HANDSHAKE
         try:
@@ -193,16 +195,18 @@ def _kernel_service() -> type:
     return KernelService
 
 
-def _open_socket(address: Address, attempt: Attempt, credentials: Credentials) -> Any:
+def _open_socket(address: Address, attempt: Attempt, credentials: Credentials, session: str) -> Any:
     """A connected stream, with TLS and the token exchange done when the credentials ask."""
     from rpyc.core.stream import SocketStream
 
+    from .channel import TLSStream
+
     sock = _connect(address, attempt, credentials)
     if credentials.token:
-        _prove_token(sock, address, credentials.token, attempt)
+        _prove_token(sock, address, credentials.token, attempt, session)
     sock.settimeout(None)
     _bound_link_failures(sock)
-    return SocketStream(sock)
+    return TLSStream(sock) if credentials.tls else SocketStream(sock)
 
 
 def _resolve(address: Address, attempt: Attempt) -> list[tuple]:
@@ -257,7 +261,7 @@ def _connect(address: Address, attempt: Attempt, credentials: Credentials) -> so
         raise DeviceError(f"{address}: TLS failed ({error}); does the device serve TLS (--certfile)?") from None
 
 
-def _prove_token(sock: socket.socket, address: Address, token: str, attempt: Attempt) -> None:
+def _prove_token(sock: socket.socket, address: Address, token: str, attempt: Attempt, session: str) -> None:
     from .handshake import HandshakeError, answer
 
     # A device that wants a token asks at once. One that sends nothing is
@@ -265,7 +269,7 @@ def _prove_token(sock: socket.socket, address: Address, token: str, attempt: Att
     # listening there): it would get the cells without proving anything.
     attempt.stage = "token exchange"
     try:
-        answer(sock, token, attempt.deadline, min(attempt.deadline, time.monotonic() + CHALLENGE_WAIT))
+        answer(sock, token, attempt.deadline, min(attempt.deadline, time.monotonic() + CHALLENGE_WAIT), session)
     except socket.timeout:
         sock.close()
         attempt.check()
@@ -425,7 +429,7 @@ class Device:
                 raise DeviceError(str(error)) from None
         attempt = attempt or Attempt(timeout)
         try:
-            conn = _open(address, attempt, credentials)
+            conn = _open(address, attempt, credentials, key)
             try:
                 attempt.stage = INSTALLING
                 namespace = conn.builtins.dict()
@@ -481,7 +485,7 @@ class Device:
         try:
             attempt = Attempt(DEFAULT_TIMEOUT)
             try:
-                control = _open(self.address, attempt, self.credentials)
+                control = _open(self.address, attempt, self.credentials, self.key)
             finally:
                 attempt.finish()
             self._interrupt_remote = control.eval(
@@ -583,7 +587,10 @@ class Device:
         self._closed = True
         with contextlib.suppress(Exception):  # already gone: closing is best effort
             if forget:
-                self._conn.eval(f"__import__('sys').modules['{REGISTRY_MODULE}'].agents.pop({self.key!r}, None)")
+                # After an abandoned cell only the control connection is left to say goodbye on:
+                # without it, the namespace (and on an xrpyc-device, its worker) would outlive the kernel.
+                conn = self._control if self._abandoned and self._control is not None else self._conn
+                conn.eval(f"__import__('sys').modules['{REGISTRY_MODULE}'].agents.pop({self.key!r}, None)")
         for conn in (self._conn, self._control):
             with contextlib.suppress(Exception):
                 if conn is not None:

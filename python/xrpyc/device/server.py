@@ -1,9 +1,11 @@
-"""The `xrpyc-device` server: rpyc's classic service, one namespace per connection.
+"""The `xrpyc-device` server: rpyc's classic service, one namespace per connection, one process per kernel.
 
 Any rpyc classic client (and so the xrpyc kernel) can use it exactly as it
 uses a stock `rpyc_classic` server or a MaixPy3 board. Safe by default: it
 listens on loopback, and anything else needs a token or TLS client
-certificates, unless --allow-insecure says otherwise.
+certificates, unless --allow-insecure says otherwise. With a token, each
+kernel's connections are served by a worker process of their own (guard.py,
+workers.py): kernels sharing the device cannot reach each other's namespaces.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import ssl
 import sys
 
 from ..loopback import is_loopback
-from . import streaming
+from . import mjpeg, streaming
+from .worker import forbid_tracing
+from .zygote import Zygote
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 18812
@@ -50,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument(
         "--idle-timeout", type=float, default=3600, help="close connections idle this long, in s (default: %(default)s)"
     )
+    security.add_argument(
+        "--worker-grace",
+        type=float,
+        default=300,
+        help="keep a kernel's namespace this long, in s, after its connections dropped without a goodbye, "
+        "for it to come back (default: %(default)s)",
+    )
     streaming.add_arguments(parser)
     return parser
 
@@ -80,6 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="xrpyc-device: %(levelname)s %(message)s")
 
+    # Before the token, the TLS key or any thread exists (zygote.py); nothing of
+    # ours may be traced by the workers, which run whatever kernels send.
+    forbid_tracing()
+    zygote = Zygote.start()
+    try:
+        return _serve(args, zygote)
+    finally:
+        zygote.stop()
+
+
+def _serve(args: argparse.Namespace, zygote: Zygote) -> int:
     try:
         token, tls = read_token(args), tls_context(args)
     except (OSError, ValueError, ssl.SSLError) as error:
@@ -97,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     from rpyc.utils.classic import SlaveService
 
     from .guard import DeviceServer, Guard
+    from .workers import Workers
 
+    def settings() -> dict:
+        # The live view is the dispatcher's: workers forward display.show()'s frames here.
+        return {"idle_timeout": args.idle_timeout, "grace": args.worker_grace, "mjpeg_port": mjpeg.serving_port}
+
+    workers = Workers(zygote, settings, lambda slot: server.release(slot))
     try:
         server = DeviceServer(
             SlaveService,
@@ -107,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             logger=logging.getLogger("xrpyc-device"),
             guard=Guard(token, tls),
             max_connections=args.max_connections,
-            idle_timeout=args.idle_timeout,
+            workers=workers,
         )
     except OSError as error:
         print(f"xrpyc-device: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
