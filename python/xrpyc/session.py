@@ -231,6 +231,17 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials, session:
             raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
 
 
+def preload() -> None:
+    """Import what connecting imports, and read the agent's sources (the kernel's warm-up, kernel.py)."""
+    import rpyc.core.service
+    import rpyc.core.stream
+    import rpyc.utils.factory  # noqa: F401
+
+    from . import channel, handshake, rpyc5  # noqa: F401
+
+    agent_digest()
+
+
 def _kernel_service() -> type:
     """The rpyc service the kernel exposes to devices: nothing of its process.
 
