@@ -329,6 +329,12 @@ def _registry() -> Dict[str, "Agent"]:
     A kernel that reconnects (after a network drop, or after abandoning a cell
     stuck in a blocking call) finds its agent, and so its namespace, here.
     """
+    return _registry_module().agents
+
+
+def _registry_module() -> Any:
+    """The module holding what this device process keeps for xrpyc kernels: `agents` by kernel key, and
+    `compiled`, the code objects of these sources by their digest (see keep())."""
     module = sys.modules.get(REGISTRY_MODULE)
     if module is None:
         import types
@@ -336,7 +342,33 @@ def _registry() -> Dict[str, "Agent"]:
         module = types.ModuleType(REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key")
         module.agents = {}
         module = sys.modules.setdefault(REGISTRY_MODULE, module)
-    return module.agents
+    if not hasattr(module, "compiled"):
+        module.compiled = {}
+    return module
+
+
+def keep(digest: str, code: Any) -> None:
+    """Keep `code`, these sources as this device's Python compiled them, for the next kernels of this process.
+
+    Compiling them takes 20-30 ms on a PC and over 100 ms on a slow board; a
+    kernel whose sources have the same digest (session.py) finds the code in
+    the registry module and only executes it into a namespace of its own.
+    """
+    import types
+
+    if isinstance(digest, str) and type(code) is types.CodeType:
+        _registry_module().compiled[digest] = code
+
+
+def connect(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> tuple:
+    """All a kernel needs from a new connection, in one round trip (session.Device.connect):
+    (this namespace, agent, resumed, agent.run, agent.complete, agent.inspect, live view)."""
+    agent, resumed = attach(key, send, ask)
+    try:
+        view = live_view(send)
+    except Exception:  # a device's failure here costs the view, never the connection
+        view = None
+    return (globals(), agent, resumed, agent.run, agent.complete, agent.inspect, view)
 
 
 def attach(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> tuple:
@@ -600,8 +632,7 @@ def _speaks_http(server: Any) -> bool:
 
 def _view_state() -> Any:
     """What live_view() changed in MaixPy3's modules, shared by the device's kernels (in the registry module)."""
-    _registry()
-    module = sys.modules[REGISTRY_MODULE]
+    module = _registry_module()
     if not hasattr(module, "view_links"):
         module.view_links = []  # connections of the kernels viewing through an adapted display
         module.view_undo = []  # what puts MaixPy3's modules back as they were

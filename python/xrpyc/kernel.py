@@ -2,15 +2,16 @@
 
 Each method answers one Jupyter request with the reply content as JSON text.
 kernel_info is answered from here; everything else goes to the Shell, which
-is imported on the first request that needs it: rpyc and the rest weigh tens
-of milliseconds and megabytes, and a Jupyter client waits for kernel_info
-before it shows the kernel as ready.
+is imported after the first kernel_info reply, in the background: rpyc and the
+rest weigh tens of milliseconds and megabytes, and a Jupyter client waits for
+kernel_info before it shows the kernel as ready.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -29,6 +30,7 @@ class Kernel:
         self.native = native
         self._shell: Shell | None = None
         self._history: History | None = None
+        self._warming: threading.Thread | None = None
 
     @property
     def shell(self) -> Shell:
@@ -77,6 +79,14 @@ class Kernel:
         return self._shell.interrupt(during_request) if self._shell is not None else True
 
     def kernel_info(self) -> str:
+        reply = self._kernel_info()
+        if self._warming is None:
+            # A notebook that asks for kernel_info usually runs a cell next: import for it meanwhile.
+            self._warming = threading.Thread(target=_warm_up, name="xrpyc-warm-up", daemon=True)
+            self._warming.start()
+        return reply
+
+    def _kernel_info(self) -> str:
         return json.dumps(
             {
                 "status": "ok",
@@ -103,3 +113,18 @@ class Kernel:
         if self._history is not None:
             self._history.close()
         return "{}"
+
+
+def _warm_up() -> None:
+    """Import what the first cell needs (the shell, rpyc: some 80 ms), in the background after kernel_info.
+
+    A cell that comes meanwhile waits for the modules in Python's import lock,
+    as it would have imported them itself. Nothing is connected here: a cell
+    decides where to connect, and reports what fails.
+    """
+    try:
+        from . import session, shell  # noqa: F401
+
+        session.preload()
+    except Exception:
+        pass  # the first cell imports them again, and says what fails

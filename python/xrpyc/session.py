@@ -107,25 +107,78 @@ def default_address() -> Address:
     return Address.parse(os.environ.get("XRPYC_DEVICE") or f"127.0.0.1:{DEFAULT_PORT}")
 
 
+
+
+# Device-side sources, compiled by the device's Python in this order into one namespace.
+AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "devicemagics.py", "agent.py", "devicefiles.py")
+
+
+NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _disable_nagle(conn: Any, stream: Any) -> None:
-    """TCP_NODELAY on both ends of the connection.
+    """TCP_NODELAY on both ends of a connection to a device that may be a stock server.
 
     Without it, Nagle's algorithm meets delayed ACKs and some rpyc exchanges
     stall for 40 ms each (measured: installing the agent took 50 ms instead of
     6). Stock servers do not set it, so the device's end is set from here,
     through the classic service's own connection object, first of all: each
-    exchange before it may stall.
+    exchange before it may stall. The kernel's end follows: set first, it made
+    a stock server's replies stall in turn (measured: 130 ms for this call,
+    45 ms for each step of the agent's installation).
     """
-    option = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        conn.root._conn._channel.stream.sock.setsockopt(*option)
+        conn.root._conn._channel.stream.sock.setsockopt(*NODELAY)
     except AttributeError:
         pass  # an rpyc server laid out differently: slower, still correct
-    stream.sock.setsockopt(*option)
+    stream.sock.setsockopt(*NODELAY)
 
 
-# Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "devicemagics.py", "agent.py", "devicefiles.py")
+# Evaluated by the device (any Python from 3.6, rpyc 5.x or 6.x): the AGENT_SOURCES of this digest as an
+# earlier kernel of the device process (or xrpyc-device's zygote) compiled them (agent.keep), executed
+# into a fresh namespace, whose connect() it returns; None when this process has not compiled them yet.
+_COMPILED = (
+    "(lambda code, namespace: code and (exec(code, namespace), namespace['connect'])[1])("
+    "getattr(__import__('sys').modules.get({module!r}), 'compiled', {{}}).get({digest!r}), {{}})"
+)
+
+
+@functools.lru_cache(maxsize=1)
+def agent_digest() -> str:
+    """Names the agent sources of this xrpyc in a device's cache of compiled code."""
+    import hashlib
+
+    return hashlib.sha256(_agent_source().encode("utf-8")).hexdigest()
+
+
+def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input: AskInput | None) -> tuple:
+    """Install the agent on a new connection and attach to kernel `key`'s: agent.connect()'s answer.
+
+    Two round trips when the device process has the sources compiled already (a
+    second kernel, a reconnect, any kernel of an xrpyc-device of this version);
+    else the device compiles them once, in one namespace, and keeps the code.
+    """
+    connect = conn.eval(_COMPILED.format(module=REGISTRY_MODULE, digest=agent_digest()))
+    if connect is None:
+        namespace = conn.builtins.dict()
+        code = conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec")
+        conn.builtins.exec(code, namespace)
+        namespace["keep"](agent_digest(), code)
+        connect = namespace["connect"]
+    return tuple(connect(key, on_output, on_input))
+
+
+def keep_agent_compiled() -> None:
+    """Compile the agent sources here and keep the code as a device's first kernel has it kept (_install).
+
+    For xrpyc-device's zygote (device/zygote.py): its workers start with the
+    code of their own xrpyc's agent, so a kernel of the same version skips the
+    compile (20-30 ms on a PC); it also imports what the agent imports.
+    """
+    code = compile(_agent_source(), AGENT_FILENAME, "exec")
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    namespace["keep"](agent_digest(), code)
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,7 +218,8 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials, session:
             # The attempt's deadline covers the first request (GETROOT), which a
             # silent or chatty non-rpyc service would otherwise leave waiting.
             conn = connect_channel(channel, _kernel_service(), config={"sync_request_timeout": attempt.remaining()})
-            _disable_nagle(conn, stream)
+            if not credentials.token:
+                _disable_nagle(conn, stream)
             return conn
         except Exception as error:
             stream.close()
@@ -175,6 +229,17 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials, session:
                 continue
             refusal = None if credentials.token else _refusal(address, attempt, credentials)
             raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
+
+
+def preload() -> None:
+    """Import what connecting imports, and read the agent's sources (the kernel's warm-up, kernel.py)."""
+    import rpyc.core.service
+    import rpyc.core.stream
+    import rpyc.utils.factory  # noqa: F401
+
+    from . import channel, handshake, rpyc5  # noqa: F401
+
+    agent_digest()
 
 
 def _kernel_service() -> type:
@@ -231,6 +296,10 @@ def _connect(address: Address, attempt: Attempt, credentials: Credentials) -> so
         try:
             sock.settimeout(attempt.remaining())
             sock.connect(sockaddr)
+            if credentials.token:
+                # Only an xrpyc-device asks for a token, and it sets TCP_NODELAY on its end as it accepts:
+                # both ends can go without Nagle's algorithm from the first byte (see _disable_nagle).
+                sock.setsockopt(*NODELAY)
             break
         except OSError as error:
             sock.close()
@@ -364,33 +433,26 @@ class Device:
         self,
         address: Address,
         conn: Any,
-        agent: Any,
-        helpers: Any,
+        installed: tuple,
         key: str,
-        resumed: bool,
         credentials: Credentials,
     ) -> None:
+        """`installed`: agent.connect()'s answer (with netrefs to the device's objects)."""
         self.address = address
         self.credentials = credentials
         self.key = key
-        # True when the device still had this kernel's namespace (a reconnect).
-        self.resumed = resumed
-        self._conn = conn
-        # The device-side namespace the AGENT_SOURCES were compiled into:
-        # devicefiles.py's functions for transfer.py.
-        self.helpers = helpers
-        self._run = agent.run  # looked up once: each cell is then one round trip
-        self._agent = agent
+        # helpers: the device-side namespace the AGENT_SOURCES were executed in
+        # (devicefiles.py's functions for transfer.py). resumed: True when the
+        # device still had this kernel's namespace (a reconnect). The agent's
+        # methods come along: each cell is then one round trip.
+        self.helpers, self._agent, self.resumed, self._run, complete, inspect, view = installed
         # Asynchronous, so that a device that answers late cannot freeze the editor.
         from rpyc import async_
 
-        self._complete = async_(agent.complete)
-        self._inspect = async_(agent.inspect)
+        self._complete = async_(complete)
+        self._inspect = async_(inspect)
+        self._conn = conn
         # The device's live view (MaixPy3's display.show), if it serves one.
-        try:
-            view = agent.live_view()
-        except Exception:  # a device's failure here costs the view, never the connection
-            view = None
         self.video_url = live_view_url(address.host, view)
         self._abandoned = False
         self._closed = False
@@ -432,9 +494,7 @@ class Device:
             conn = _open(address, attempt, credentials, key)
             try:
                 attempt.stage = INSTALLING
-                namespace = conn.builtins.dict()
-                conn.builtins.exec(conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec"), namespace)
-                agent, resumed = namespace["attach"](key, on_output, on_input)
+                installed = _install(conn, key, on_output, on_input)
                 attempt.check()
             except BaseException as error:  # KeyboardInterrupt too: never leave a half-made connection
                 conn.close()
@@ -454,7 +514,7 @@ class Device:
         # cells may run for hours: wait for them as long as they take.
         conn._channel.limit = MAX_FRAME
         conn._config["sync_request_timeout"] = None
-        return cls(address, conn, agent, namespace, key, resumed, credentials)
+        return cls(address, conn, installed, key, credentials)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).

@@ -154,6 +154,10 @@ class DeviceServer(ThreadedServer):
     def _authenticate_and_serve_client(self, sock: socket.socket) -> None:
         handed = False
         try:
+            # Kernels exchange small messages back and forth: with Nagle's algorithm on this end, a reply
+            # can wait for the kernel's delayed ACK (40 ms). A kernel with a token counts on it (session._connect).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             handed = self._admit_and_hand_over(sock)
         finally:
             if not handed:

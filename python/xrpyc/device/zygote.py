@@ -27,10 +27,12 @@ import threading
 import time
 from typing import NoReturn
 
+from ..session import keep_agent_compiled
 from . import worker
 
 # Imported before the fork, shared by every worker (copy-on-write): rpyc, and what
 # the kernels' agent (agent.py, devicefacts.py, devicefiles.py) imports on a device.
+# The agent's code itself is compiled here too (session.keep_agent_compiled).
 PRELOAD = (
     "rpyc", "rpyc.utils.classic", "rpyc.core.channel", "rpyc.core.stream", "xrpyc.device.display",
     "ast", "getpass", "glob", "hashlib", "platform", "shutil",
@@ -52,6 +54,7 @@ class Zygote:
 
         for name in PRELOAD:
             importlib.import_module(name)
+        keep_agent_compiled()
         # What exists now is shared with every worker: keep the collector from writing
         # to it (its bookkeeping would copy those pages into each worker).
         gc.freeze()
