@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             for call in args.calls.split(","):
                 print(f"{name}: {call} x {args.tries} ...", file=sys.stderr)
                 latencies, given_up, left = series(running, call, args.tries)
-                p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
+                p95 = statistics.quantiles(latencies, n=20, method="inclusive")[-1] if args.tries > 1 else latencies[0]
                 rows.append((name, call, statistics.median(latencies), p95, max(latencies), given_up, left))
 
     print(f"{platform.node()}: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
