@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import threading
 import time
@@ -132,8 +133,19 @@ def test_a_blocked_call_on_an_xrpyc_device_stops_at_once_and_nothing_of_it_is_le
         assert process.num_threads() == threads  # the cell ended on the device: no thread of it is left
         assert running.run("kept + 1").result == "43"
         assert running.run("import os\nos.getpid()").result == str(process.pid)
-        # A signal nobody asked for, between cells, hits nothing; the next cells run as ever.
-        assert running.run("print('next')").stream() == "next\n"
+
+
+def test_a_sigint_nobody_asked_for_interrupts_nothing(device: int) -> None:
+    """A terminal's Ctrl-C reaching the worker, between cells or during one, is not an interrupt."""
+    with kernel(device) as running:
+        process = device_threads(running)
+        process.send_signal(signal.SIGINT)
+        timer = threading.Timer(0.3, process.send_signal, (signal.SIGINT,))
+        timer.start()
+        result = running.run("import time\ntime.sleep(0.6)\nprint('slept')")
+        timer.join()
+        assert result.status == "ok" and result.stream() == "slept\n"
+        assert running.run("os.getpid()").result == str(process.pid)
 
 
 def test_input_on_an_xrpyc_device_is_interrupted_and_nothing_of_it_is_left(device: int) -> None:
