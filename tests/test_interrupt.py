@@ -47,6 +47,11 @@ def assert_interrupted(content: dict[str, Any]) -> None:
     assert content["ename"] == "KeyboardInterrupt"
 
 
+def device_threads(running: RunningKernel) -> psutil.Process:
+    """The device process that runs this kernel's cells (after a cell: the interrupt channel is open)."""
+    return psutil.Process(int(running.run("import os\nos.getpid()").result))
+
+
 def test_busy_loop_is_interrupted_and_namespace_survives(stock_device: int) -> None:
     with kernel(stock_device) as running:
         running.run("kept = 'still here'")
@@ -72,11 +77,14 @@ def test_blocking_sleep_on_a_stock_server_is_interrupted_at_once(stock_device: i
     """The agent's time.sleep, in cells' threads, ends when interrupted (no signal reaches such a thread)."""
     with kernel(stock_device) as running:
         running.run("kept = 42")
+        process = device_threads(running)
+        threads = process.num_threads()
         code = "import time\nprint('started', flush=True)\ntime.sleep(100)"
         content, latency, _ = interrupt_after_start(running, code)
         assert_interrupted(content)
         assert "blocked" not in content["evalue"]  # not the last resort
         assert latency < 2.0
+        assert process.num_threads() <= threads  # (other tests' threads may end meanwhile on this shared server)
         assert running.run("kept + 1").result == "43"
         # Elsewhere (threads the cell starts, odd arguments) it is the original time.sleep.
         check = (
@@ -112,11 +120,6 @@ BLOCKING = {
         "print('started')\nselect.select([a], [], [], 100)",
     ),
 }
-
-
-def device_threads(running: RunningKernel) -> psutil.Process:
-    """The device process that runs this kernel's cells (after a cell: the interrupt channel is open)."""
-    return psutil.Process(int(running.run("import os\nos.getpid()").result))
 
 
 @pytest.mark.parametrize("call", BLOCKING)

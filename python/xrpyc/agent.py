@@ -332,7 +332,7 @@ class _Cell:
             _async_raise(self.ident, None)  # one that has not fired yet must not hit the agent's own code
 
     def request(self) -> None:
-        """Interrupt the cell (from another thread). The order of the flags matters: see talking() and sleep()."""
+        """Interrupt the cell (from another thread). The order of the flags matters: see _Talk and sleep()."""
         if not self.running:
             return
         self.requested = True
@@ -369,13 +369,14 @@ class _Cell:
             while not self.requested:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return
-                self._wake.wait(min(left, threading.TIMEOUT_MAX))
+                    break
+                if self._wake.wait(min(left, threading.TIMEOUT_MAX)):
+                    self._wake.clear()  # request()'s (`requested` is set), or a late one meant for an earlier sleep
         finally:
             self._sleeping = False
-        self._wake.clear()
-        _async_raise(self.ident, None)  # request() may have raised one before we were sleeping
+        # Checked after _sleeping is off: a request() that found it still on has set `requested` before.
         if self.take():
+            _async_raise(self.ident, None)  # request() may have raised one before we were sleeping
             raise KeyboardInterrupt
 
 
@@ -557,7 +558,10 @@ class Agent:
         if cell.by_signal:
             import signal
 
-            handler = signal.signal(signal.SIGINT, cell.on_signal) or signal.SIG_DFL  # None: not set from Python
+            try:
+                handler = signal.signal(signal.SIGINT, cell.on_signal) or signal.SIG_DFL  # None: not from Python
+            except (ValueError, OSError):  # not the main interpreter's main thread, after all
+                cell.by_signal = False
         try:
             try:
                 result = self._guarded(cell, code, filename)
