@@ -120,9 +120,10 @@ def _waiting_for_ever(call: Callable[..., Any]) -> Callable[..., Any]:
 class _Sink:
     """Collects one cell's stdout/stderr and ships it in order, in batches; `ask` answers its input()."""
 
-    def __init__(self, send: Callable[[Chunks], Any], ask: Optional[Ask]) -> None:
+    def __init__(self, send: Callable[[Chunks], Any], ask: Optional[Ask], cell: "_Cell") -> None:
         self._send = _without_waiting(send)
         self.ask = ask
+        self.cell = cell
         self._lock = threading.Lock()  # guards the buffer
         self._send_lock = threading.Lock()  # keeps batches in order
         self._parts = []  # type: List[Tuple[str, List[str]]]
@@ -159,7 +160,7 @@ class _Sink:
             self._timer.start()
 
     def flush(self) -> None:
-        with self._send_lock:
+        with _Talk(self.cell), self._send_lock:
             with self._lock:
                 parts, self._parts, self._size = self._parts, [], 0
             if parts:
@@ -240,8 +241,9 @@ def _ask(prompt: Any, password: bool, fallback: Callable[..., str], *args: Any) 
     sink = _current_sink()
     if sink is None or sink.ask is None:
         return fallback(*args)
-    sink.flush()  # what the cell printed comes before the prompt
-    answer = _waiting_for_ever(sink.ask)(wire_text(str(prompt)), password)
+    with _Talk(getattr(sink, "cell", None)):  # an interrupt meanwhile: the kernel answers ("interrupted",)
+        sink.flush()  # what the cell printed comes before the prompt
+        answer = _waiting_for_ever(sink.ask)(wire_text(str(prompt)), password)
     if answer[0] == "ok":
         return str(answer[1])
     if answer[0] == "interrupted":
@@ -265,6 +267,145 @@ def _install_input() -> None:
 
     input._xrpyc = True  # type: ignore[attr-defined]
     builtins.input, getpass_module.getpass = input, getpass
+
+
+def _install_sleep() -> None:
+    """time.sleep in a cell's thread that no signal reaches ends at once when the cell is interrupted.
+
+    Process-wide (once per device process), but acting differently only in
+    threads that run a cell: elsewhere, and for odd arguments, it is the
+    original. Code that took `from time import sleep` before keeps the original.
+    """
+    import time
+
+    if getattr(time.sleep, "_xrpyc", False):
+        return
+    original = time.sleep
+
+    def sleep(seconds: float) -> None:
+        cell = getattr(_current_sink(), "cell", None)  # None too for a sink of an older agent's
+        if cell is None or cell.by_signal or type(seconds) not in (int, float) or not seconds > 0:
+            return original(seconds)
+        cell.sleep(seconds)
+
+    sleep._xrpyc = True  # type: ignore[attr-defined]
+    sleep.__doc__ = original.__doc__
+    time.sleep = sleep
+
+
+def _async_raise(ident: int, exc: Optional[type]) -> None:
+    """Raise `exc` in thread `ident` at its next bytecode; None cancels a pending one."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc) if exc else None)
+
+
+class _Cell:
+    """The interrupt of one running cell: asked for by interrupt() (another thread), raised in the cell's thread.
+
+    In the process's main thread (an xrpyc-device's worker) it is a SIGINT,
+    which also ends a blocking system call (sleep, socket, select) at once;
+    in another thread (stock servers) an asynchronous exception, which fires
+    at the next bytecode only, except in time.sleep (_install_sleep). Never
+    while the cell's thread talks to the kernel (output, input()): a
+    KeyboardInterrupt in the middle of an rpyc message would break the link.
+    It is raised when the talk ends instead.
+    """
+
+    def __init__(self) -> None:
+        import signal
+
+        self.ident = threading.get_ident()
+        self.by_signal = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
+        self.running = False  # between start() and finish(): the user's code may be interrupted
+        self.requested = False
+        self._talks = 0
+        self._sleeping = False
+        self._wake = threading.Event()
+
+    def start(self) -> None:
+        self.running = True
+
+    def finish(self) -> None:
+        self.running = self.requested = False
+        if not self.by_signal:
+            _async_raise(self.ident, None)  # one that has not fired yet must not hit the agent's own code
+
+    def request(self) -> None:
+        """Interrupt the cell (from another thread). The order of the flags matters: see _Talk and sleep()."""
+        if not self.running:
+            return
+        self.requested = True
+        if self._talks:
+            return  # raised when the talk ends
+        if self._sleeping:
+            self._wake.set()
+        elif self.by_signal:
+            import signal
+
+            signal.pthread_kill(self.ident, signal.SIGINT)  # Python runs on_signal() in this thread
+        else:
+            _async_raise(self.ident, KeyboardInterrupt)
+
+    def take(self) -> bool:
+        """True once per request, when it may be raised now (in the cell's thread)."""
+        if self.requested and self.running and not self._talks:
+            self.requested = False
+            return True
+        return False
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """The SIGINT handler while the cell runs in the main thread: a signal nobody asked for does nothing."""
+        if self.take():
+            raise KeyboardInterrupt
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep(seconds), ended with KeyboardInterrupt by request() (in a thread no signal reaches)."""
+        import time
+
+        self._sleeping = True
+        try:
+            deadline = time.monotonic() + seconds
+            while not self.requested:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self._wake.wait(min(left, threading.TIMEOUT_MAX)):
+                    self._wake.clear()  # request()'s (`requested` is set), or a late one meant for an earlier sleep
+        finally:
+            self._sleeping = False
+        # Checked after _sleeping is off: a request() that found it still on has set `requested` before.
+        if self.take():
+            _async_raise(self.ident, None)  # request() may have raised one before we were sleeping
+            raise KeyboardInterrupt
+
+
+class _Talk:
+    """A context in which a cell's thread talks to the kernel: no KeyboardInterrupt inside (see _Cell)."""
+
+    __slots__ = ("_cell", "_mine")
+
+    def __init__(self, cell: Optional[_Cell]) -> None:
+        self._cell = cell
+        self._mine = False
+
+    def __enter__(self) -> None:
+        cell = self._cell
+        # Only in the cell's own thread: the batch timer's thread talks too, and is never interrupted.
+        self._mine = cell is not None and threading.get_ident() == cell.ident
+        if self._mine:
+            cell._talks += 1
+            if cell.requested and not cell.by_signal:
+                _async_raise(cell.ident, None)  # not fired yet: raised when the talk ends
+
+    def __exit__(self, etype: Any, value: Any, tb: Any) -> None:
+        cell = self._cell
+        if self._mine and cell is not None:
+            cell._talks -= 1
+            if etype is KeyboardInterrupt:
+                cell.requested = False  # one is on its way already
+            elif etype is None and cell.take():
+                raise KeyboardInterrupt
 
 
 def _post_bundle(bundle: tuple, display_id: Optional[str], update: bool) -> None:
@@ -382,13 +523,6 @@ def attach(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -
     return (agent, False)
 
 
-def _async_raise(ident: int, exc: Optional[type]) -> None:
-    """Raise `exc` in thread `ident` at its next bytecode; None cancels a pending one."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc) if exc else None)
-
-
 def _source_line(lines: List[str], lineno: int) -> str:
     return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
 
@@ -409,6 +543,7 @@ class Agent:
         }  # type: Dict[str, Any]
         install_inline_backend(show_figures)
         _install_input()
+        _install_sleep()
         # Cell sources by file name, oldest first, for tracebacks. Kept here
         # rather than in the device's shared linecache, where two kernels'
         # "In[3]" collide. Bounded: see CELLS_KEPT and _forget_cells.
@@ -419,27 +554,16 @@ class Agent:
         route_ipython_display(_post_bundle, clear_output, lambda: _current_sink() is not None)
         self._introspector = Introspector(self.namespace, self._cells)
         self._routers = (_router("stdout"), _router("stderr"))
-        # Threads running this agent's cells, for interrupt(). Only these may
-        # receive an asynchronous KeyboardInterrupt: one landing in rpyc's own
-        # serving loop would end the connection.
+        # This agent's running cells, for interrupt().
         self._running = set()  # type: set
         self._state = threading.Lock()
 
     def interrupt(self) -> int:
-        """Raise KeyboardInterrupt in the threads running cells; returns how many.
-
-        It fires at the thread's next bytecode: a thread blocked in a system
-        call (time.sleep, a socket read) sees it only when the call returns.
-        """
+        """Interrupt the running cells (see _Cell); returns how many."""
         with self._state:
-            for ident in self._running:
-                _async_raise(ident, KeyboardInterrupt)
+            for cell in self._running:
+                cell.request()
             return len(self._running)
-
-    def _finish(self, ident: int) -> None:
-        with self._state:
-            self._running.discard(ident)
-            _async_raise(ident, None)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run one cell.
@@ -447,34 +571,60 @@ class Agent:
         Returns ("ok", bundle) where bundle is the trailing expression's
         ((mime, data), ...) or (); or ("error", ename, evalue, traceback_lines).
         Only tuples of strings: rpyc passes them by value in the reply.
+        On an xrpyc-device the worker's main thread runs it (where a signal
+        can interrupt a blocking call) unless it runs another kernel's cell.
         """
-        sink = _Sink(self._send, self._ask)
-        ident = threading.get_ident()
+        main_thread = getattr(sys.modules.get(REGISTRY_MODULE), "main_thread", None)
+        if main_thread is not None:
+            ran, result = main_thread.call(lambda: self._run_here(code, filename))
+            if ran:
+                return result
+        return self._run_here(code, filename)
+
+    def _run_here(self, code: str, filename: str) -> tuple:
+        cell = _Cell()
+        sink = _Sink(self._send, self._ask, cell)
         for router in self._routers:
-            router.targets[ident] = sink
+            router.targets[cell.ident] = sink
+        handler = None  # type: Any
+        if cell.by_signal:
+            import signal
+
+            try:
+                handler = signal.signal(signal.SIGINT, cell.on_signal) or signal.SIG_DFL  # None: not from Python
+            except (ValueError, OSError):  # not the main interpreter's main thread, after all
+                cell.by_signal = False
         try:
             try:
-                result = self._guarded(ident, code, filename)
+                result = self._guarded(cell, code, filename)
             except KeyboardInterrupt:
                 # An interrupt that fired in _guarded's own bookkeeping, after
                 # the user's code: the cell was interrupted all the same.
-                self._finish(ident)
+                self._finish(cell)
                 result = ("error", "KeyboardInterrupt", "", ("KeyboardInterrupt",))
         finally:
             for router in self._routers:
-                router.targets.pop(ident, None)
+                router.targets.pop(cell.ident, None)
             sink.close()
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)  # a late SIGINT finds what the worker had: SIG_IGN
         return result
 
-    def _guarded(self, ident: int, code: str, filename: str) -> tuple:
+    def _guarded(self, cell: _Cell, code: str, filename: str) -> tuple:
         try:
             with self._state:
-                self._running.add(ident)
+                self._running.add(cell)
+                cell.start()
             return ("ok", self._execute(code, filename))
         except BaseException:  # SystemExit and KeyboardInterrupt too: the device must live on
             return self._error(*sys.exc_info())
         finally:
-            self._finish(ident)
+            self._finish(cell)
+
+    def _finish(self, cell: _Cell) -> None:
+        with self._state:
+            self._running.discard(cell)
+            cell.finish()
 
     def _execute(self, code: str, filename: str) -> tuple:
         self._cells.pop(filename, None)  # a name run again is the newest

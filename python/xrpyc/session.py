@@ -40,9 +40,9 @@ CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
 RPYC_HANDSHAKE, INSTALLING = "rpyc handshake", "installing the agent"
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one message from a device once connected (1 MiB while connecting)
 BLOCKED = (
-    f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call Python cannot "
-    "interrupt (time.sleep, a socket read, ...). It stops at its next Python instruction. The kernel let go "
-    "of it; the next cell reconnects, with your variables."
+    f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call an interrupt cannot "
+    "end there (a socket read or select on a stock rpyc server, a C library's wait, ...). It stops at its next "
+    "Python instruction. The kernel let go of it; the next cell reconnects, with your variables."
 )
 
 Chunks = tuple  # ((stream name, text), ...), as sent by the agent
@@ -563,11 +563,11 @@ class Device:
     def interrupt(self, grace: float = INTERRUPT_GRACE) -> None:
         """Stop the running cell (call from another thread than the one in run()).
 
-        The second connection raises KeyboardInterrupt in the device thread
-        that runs the cell. If the cell has not ended `grace` seconds later, it
-        is blocked in a call Python cannot interrupt: the connection is given
-        up so that run() returns, and the next cell reconnects to the same
-        namespace.
+        The second connection has the agent raise KeyboardInterrupt in the
+        cell (agent._Cell: a signal on an xrpyc-device). If the cell has not
+        ended `grace` seconds later, it is blocked in a call the interrupt
+        cannot end: the connection is given up so that run() returns, and the
+        next cell reconnects to the same namespace.
         """
         self._control_ready.wait(grace)
         if self._control is not None and self._control.closed:  # the device's idle timeout

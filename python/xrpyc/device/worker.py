@@ -4,7 +4,8 @@ rpyc classic gives each peer all of Python, so whatever shares a process with
 a kernel's namespace can reach it (the agents registry, gc, frames). The
 dispatcher (server.py, guard.py) therefore hands every kernel's connections to
 a process of their own, forked by the zygote (zygote.py). Here each connection
-is served by a thread running rpyc's SlaveService.
+is served by a thread running rpyc's SlaveService; a kernel's cell runs in
+the process's main thread (`MainThread`), where a signal can interrupt it.
 
 The control socket to the dispatcher carries, towards the worker, one byte per
 message: b"C" with a connection's file descriptor, b"G" (go: exit now); and
@@ -19,6 +20,16 @@ is, it exits at once if no kernel's agent is left (the kernel said goodbye),
 else after the grace period, for a kernel that lost its link to come back to
 its namespace. Exiting ends every thread, blocked or not: nothing of a
 departed kernel keeps running.
+
+Interrupts: a KeyboardInterrupt raised asynchronously in a thread fires only
+between bytecodes, so a cell blocked in time.sleep or a socket read went on
+blocking. A signal interrupts the system call, but Python runs signal handlers
+(and PEP 475 gives up retrying the call) only in the main thread. So the
+control socket is read by a thread, and the main thread runs cells: the agent
+(agent.py) hands a cell to `MainThread.call` when it finds it in the registry
+module, and interrupts it with SIGINT (signal.pthread_kill). SIGINT is ignored
+here except while a cell runs (the agent installs its handler for the cell),
+so a late one hits nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import select
 import signal
 import socket
@@ -34,7 +46,8 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, NoReturn
+import types
+from typing import Any, Callable, NoReturn
 
 from . import mjpeg
 
@@ -68,6 +81,59 @@ def forbid_tracing() -> None:
     prctl(_PR_SET_DUMPABLE, 0)
 
 
+class MainThread:
+    """Runs one function at a time in the process's main thread, for other threads (`call`).
+
+    The agent runs cells here, so that a signal reaches them (see the module's
+    docstring); it finds this object as `main_thread` in the agents registry
+    module (agent.py imports nothing of ours). Several kernels share the
+    token-less worker: while one's cell runs here, `call` declines, and the
+    others' cells run in their connection's thread, as on a stock server.
+    """
+
+    def __init__(self) -> None:
+        self.ident = threading.main_thread().ident
+        self._lock = threading.Lock()
+        self._busy = False
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+
+    def call(self, function: Callable[[], Any]) -> tuple[bool, Any]:
+        """(True, function()) run in the main thread, waited for; (False, None) at once when it is busy.
+
+        What function() raises is raised here.
+        """
+        with self._lock:
+            if self._busy:
+                return (False, None)
+            self._busy = True
+        job = _Job(function)
+        self._jobs.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return (True, job.result)
+
+    def serve(self) -> NoReturn:
+        """The main thread's life: run the jobs, one by one."""
+        while True:
+            job = self._jobs.get()
+            try:
+                job.result = job.function()
+            except BaseException as error:  # the caller's to see; the main thread goes on
+                job.error = error
+            with self._lock:
+                self._busy = False
+            job.done.set()
+
+
+class _Job:
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self.function = function
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class Worker:
     def __init__(self, control: socket.socket, idle_timeout: float, grace: float) -> None:
         self._control = control
@@ -79,8 +145,18 @@ class Worker:
         self._received = 0
 
     def run(self) -> NoReturn:
+        main_thread = MainThread()
+        registry = types.ModuleType(REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key")
+        registry.agents = {}  # type: ignore[attr-defined]  # filled by agent.py
+        registry.main_thread = main_thread  # type: ignore[attr-defined]
+        sys.modules[REGISTRY_MODULE] = registry
         threading.Thread(target=self._forward_frames, name="xrpyc-frames", daemon=True).start()
         threading.Thread(target=self._watch, name="xrpyc-lifetime", daemon=True).start()
+        threading.Thread(target=self._receive, name="xrpyc-control", daemon=True).start()
+        main_thread.serve()
+
+    def _receive(self) -> NoReturn:
+        """Connections from the dispatcher, until it lets us go or has gone."""
         while True:
             try:
                 message, fds, _, _ = socket.recv_fds(self._control, 1, 4)
@@ -199,6 +275,8 @@ def main(control: socket.socket, settings: dict[str, Any]) -> NoReturn:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote gone (the device stopped): so are we
         forbid_tracing()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it; cells' subprocesses need it
+        # Between cells (and in the zygote, the terminal's Ctrl-C): the agent's handler only while a cell runs.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         mjpeg.serving_port = settings["mjpeg_port"]  # agent.video_port() reads it: the dispatcher's view
         Worker(control, settings["idle_timeout"], settings["grace"]).run()
     finally:
