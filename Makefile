@@ -69,6 +69,8 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_kernels.py
 	$(PY) bench/bench_video.py
 	$(PY) bench/bench_completion.py
+	$(PY) bench/bench_device.py
+	$(PY) bench/bench_interrupt.py
 
 clean:
 	rm -rf build $(VENV)
