@@ -36,8 +36,11 @@ def test_big_cells_are_not_kept(fresh_kernel: RunningKernel, tmp_path: Path) -> 
             assert result.status == "ok", result.of_type("error")
         _, characters = eval(fresh_kernel.run(CELLS).result)
         assert characters <= agent.CELL_BYTES_KEPT, characters
+        # What the device still holds, not what its allocator kept of what was freed (that varies with the
+        # order of frees): freed memory goes back to the system first.
+        fresh_kernel.run("import ctypes as _ctypes\n_ctypes.CDLL('libc.so.6').malloc_trim(0);")
         grown = rss(process.pid) - before
-        # Without a budget: +100 MiB (measured). Allocators keep some, so a generous bound.
+        # Without a budget: +100 MiB (measured).
         assert grown < 30 << 20, grown
         # The function defined before is live, so its cell's source stayed: its line shows.
         trace = "\n".join(fresh_kernel.run("old()").error["traceback"])
