@@ -89,6 +89,37 @@ def start_ready_server(
 
 
 @contextlib.contextmanager
+def device_process(*options: str, stderr: int | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
+    """An `xrpyc-device` with `options` on a free loopback port (no MJPEG stream unless asked); yields its port and
+    process."""
+    command = [str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", "0", "--mjpeg-port", "0", *options]
+    process, port = start_ready_server(command, stderr=stderr)
+    try:
+        yield port, process
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def full_listener() -> Iterator[int]:
+    """A port that never accepts, with its queue full: SYNs go unanswered (a TCP connect there hangs)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", server.getsockname()[1]))
+            fillers.append(filler)
+        try:
+            yield server.getsockname()[1]
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+@contextlib.contextmanager
 def xrpyc_device(port: int = 0, *options: str) -> Iterator[int]:
     """Our `xrpyc-device` (on a free port unless given; no MJPEG stream unless `options` ask)."""
     process, actual = start_ready_server(

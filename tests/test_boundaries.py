@@ -19,7 +19,7 @@ import psutil
 import pytest
 import rpyc
 from kernel_client import kernel
-from servers import BIN, free_port, stock_rpyc_classic, stop, tcp_service, xrpyc_device
+from servers import BIN, device_process, free_port, stock_rpyc_classic, stop, tcp_service, xrpyc_device
 
 TOKEN = "a-token-for-the-boundary-tests"
 
@@ -153,18 +153,6 @@ def test_a_device_that_cannot_prove_the_token_gets_no_cells() -> None:
 
 
 # -- 6: connection slots --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def device_process(*options: str) -> Iterator[tuple[int, subprocess.Popen]]:
-    from servers import start_ready_server
-
-    command = [str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", "0", "--mjpeg-port", "0", *options]
-    process, port = start_ready_server(command)
-    try:
-        yield port, process
-    finally:
-        stop(process)
 
 
 def test_interrupted_blocked_cells_give_their_slots_back() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from kernel_client import RunningKernel, kernel
-from servers import free_port, stop, tcp_service, wait_for_port
+from servers import free_port, full_listener, stop, tcp_service, wait_for_port
 
 T = 2.0
 MARGIN = 0.3  # what the attempt may take beyond its timeout
@@ -65,26 +65,6 @@ def assert_times_out(running: RunningKernel, target: str, stage: str, **options:
 def running(stock_device: int) -> Iterator[RunningKernel]:
     with kernel(stock_device) as started:
         yield started
-
-
-@contextlib.contextmanager
-def full_listener() -> Iterator[int]:
-    """A port that never accepts, with its queue full: SYNs go unanswered (the TCP connect hangs)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    try:
-        yield port
-    finally:
-        for sock in [*fillers, server]:
-            sock.close()
 
 
 def trickle(conn: socket.socket) -> None:

@@ -12,13 +12,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import rpyc
 from kernel_client import RunningKernel, kernel
-from servers import BIN, start_ready_server, stop
+from servers import BIN, device_process
 from test_interrupt import assert_interrupted, interrupt_after_start
 
 TOKEN = "workers-test-token"
@@ -45,16 +44,6 @@ INJECT = (
 )
 
 
-@contextlib.contextmanager
-def device(*options: str) -> Iterator[tuple[int, subprocess.Popen]]:
-    command = [str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", "0", "--mjpeg-port", "0", *options]
-    process, port = start_ready_server(command)
-    try:
-        yield port, process
-    finally:
-        stop(process)
-
-
 def workers(process: subprocess.Popen) -> list[psutil.Process]:
     """The device's processes that serve connections (the zygote has no TCP socket)."""
     found = []
@@ -70,7 +59,7 @@ def pid(running: RunningKernel) -> int:
 
 
 def test_a_kernel_cannot_reach_another_kernels_namespace() -> None:
-    with device("--token", TOKEN) as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as a:
+    with device_process("--token", TOKEN) as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as a:
         with kernel(port, XRPYC_TOKEN=TOKEN) as b:
             b.run("secret = 'b-' + 'only'")
             assert b.run(SNOOP).result == "['b-only']"  # B sees its own
@@ -80,7 +69,7 @@ def test_a_kernel_cannot_reach_another_kernels_namespace() -> None:
 
 
 def test_a_kernel_cannot_write_into_another_kernels_cell() -> None:
-    with device("--token", TOKEN) as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as a:
+    with device_process("--token", TOKEN) as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as a:
         with kernel(port, XRPYC_TOKEN=TOKEN) as b:
             a.run("1")
             outcome: dict = {}
@@ -99,7 +88,7 @@ def test_a_kernel_cannot_write_into_another_kernels_cell() -> None:
 
 
 def test_interrupts_and_a_namespace_that_survives_an_abandoned_cell() -> None:
-    with device("--token", TOKEN) as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as b:
+    with device_process("--token", TOKEN) as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as b:
         b.run("kept = 'still here'")
         before = pid(b)
         content, _, _ = interrupt_after_start(b, "print('started')\nwhile True:\n    pass")
@@ -111,7 +100,7 @@ def test_interrupts_and_a_namespace_that_survives_an_abandoned_cell() -> None:
 
 
 def test_a_departed_kernels_worker_and_slot_are_freed() -> None:
-    with device("--token", TOKEN, "--max-connections", "2") as (port, process):
+    with device_process("--token", TOKEN, "--max-connections", "2") as (port, process):
         with kernel(port, XRPYC_TOKEN=TOKEN) as b:
             b.run("import threading, time\nthreading.Thread(target=time.sleep, args=(600,), daemon=True).start()")
             content, _, _ = interrupt_after_start(b, "import time\nprint('started')\ntime.sleep(600)")
@@ -141,7 +130,7 @@ def read_one_frame(port: int, timeout: float = 10) -> bytes:
 
 
 def test_display_show_in_a_worker_reaches_the_live_view() -> None:
-    with device("--token", TOKEN, "--mjpeg-port", "auto") as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as b:
+    with device_process("--token", TOKEN, "--mjpeg-port", "auto") as (port, _), kernel(port, XRPYC_TOKEN=TOKEN) as b:
         info = b.run("$device()").stream()
         assert "live view" in info
         view = int(info.split("live view")[1].split(":")[-1].strip(" /\n").split("/")[0])
@@ -151,7 +140,7 @@ def test_display_show_in_a_worker_reaches_the_live_view() -> None:
 
 
 def test_a_stock_rpyc_client_still_works_without_a_token() -> None:
-    with device() as (port, _):
+    with device_process() as (port, _):
         first, second = rpyc.classic.connect("127.0.0.1", port), rpyc.classic.connect("127.0.0.1", port)
         try:
             assert first.eval("1 + 1") == 2
@@ -172,7 +161,7 @@ def test_a_kernel_that_sends_no_session_is_still_served() -> None:
     from rpyc.core.stream import SocketStream
     from rpyc.utils.factory import connect_stream
 
-    with device("--token", TOKEN) as (port, _):
+    with device_process("--token", TOKEN) as (port, _):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         challenge = sock.recv(256)  # the whole line: the device waits for our answer
         assert challenge.startswith(b"XRPYC-AUTH2 ") and challenge.endswith(b"\n")
@@ -198,7 +187,7 @@ def test_over_tls_each_kernel_has_its_worker_and_large_messages_pass_the_relay(t
     assert made.returncode == 0, made.stderr
     cert, key = tmp_path / "localhost.pem", tmp_path / "localhost.key"
     connect = f'$connect("127.0.0.1", {{port}}, token="{TOKEN}", tls="{cert}")\n'
-    with device("--certfile", str(cert), "--keyfile", str(key), "--token", TOKEN) as (port, process):
+    with device_process("--certfile", str(cert), "--keyfile", str(key), "--token", TOKEN) as (port, process):
         with kernel(port) as a, kernel(port) as b:
             b.run(connect.format(port=port) + "secret = 'b-' + 'only'")
             assert a.run(connect.format(port=port) + SNOOP).result == "[None]"

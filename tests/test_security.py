@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kernel_client import kernel
-from servers import BIN, start_ready_server, stop
+from servers import BIN, device_process, start_ready_server, stop
 from xrpyc.session import Address
 
 from xrpyc import security
@@ -18,16 +17,9 @@ from xrpyc import security
 TOKEN = "s3cret-classroom-token"
 
 
-@contextlib.contextmanager
-def guarded_device(*options: str) -> Iterator[tuple[int, subprocess.Popen]]:
+def guarded_device(*options: str) -> contextlib.AbstractContextManager[tuple[int, subprocess.Popen]]:
     """An xrpyc-device with `options`; yields its port and process (stderr captured for the log checks)."""
-    command = [str(BIN / "xrpyc-device"), "--host", "127.0.0.1", "--port", "0", "--mjpeg-port", "0",
-               "--log-level", "info", *options]  # fmt: skip
-    process, port = start_ready_server(command, stderr=subprocess.PIPE)
-    try:
-        yield port, process
-    finally:
-        stop(process)
+    return device_process("--log-level", "info", *options, stderr=subprocess.PIPE)
 
 
 def device_log(process: subprocess.Popen) -> str:
