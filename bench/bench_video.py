@@ -80,14 +80,14 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    """The fixture RTSP server on a free port; returns it and its base URL."""
-    process = subprocess.Popen([str(FIXTURES / "rtsp-test-server"), "--port", "0"], stdout=subprocess.PIPE, text=True)
+def start_fixture(name: str, *options: str) -> tuple[subprocess.Popen, str]:
+    """Fixture server `name` (../shared/fixtures) on a free port; returns it and the URL of its READY line."""
+    process = subprocess.Popen([str(FIXTURES / name), "--port", "0", *options], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("READY "):
         process.terminate()
-        sys.exit(f"rtsp-test-server did not start (run ../shared/fixtures/install-media-deps): {line!r}")
+        sys.exit(f"{name} did not start (run ../shared/fixtures/install-media-deps): {line!r}")
     return process, line.split()[1]
 
 
@@ -448,22 +448,11 @@ def kernel_report(runs: list[tuple[str, dict[str, Any] | None]], rss: tuple[floa
     return "\n".join(lines)
 
 
-def start_mjpeg_server() -> tuple[subprocess.Popen, str]:
-    """The fixture MJPEG-over-HTTP server (MaixPy3's wire format) on a free port; returns it and its URL."""
-    command = [str(FIXTURES / "mjpeg-http-test-server"), "--port", "0", "--style", "maixpy3"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("READY "):
-        process.terminate()
-        sys.exit(f"mjpeg-http-test-server did not start (run ../shared/fixtures/install-media-deps): {line!r}")
-    return process, line.split()[1]
-
-
 def kernel_part(seconds: float) -> str:
     ctx = zmq.Context()
     runs: list[tuple[str, dict[str, Any] | None]] = []
-    server, url = start_mjpeg_server()
+    # MaixPy3's wire format.
+    server, url = start_fixture("mjpeg-http-test-server", "--style", "maixpy3")
     try:
         log(f"kernel: {seconds:g} s of $video({url})")
         runs.append(("MJPEG over HTTP (mjpeg-http-test-server, MaixPy3 style)", kernel_jpeg_run(url, seconds, ctx)))
@@ -499,7 +488,7 @@ def main() -> None:
     if args.part == "kernel":
         return
 
-    server, base = start_server()
+    server, base = start_fixture("rtsp-test-server")
     try:
         # Live first: the encoder comparison holds 150 decoded frames, which would inflate the RSS.
         log(f"live: {args.seconds:g} s of {base}/h264")

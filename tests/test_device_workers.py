@@ -17,8 +17,9 @@ from pathlib import Path
 import psutil
 import rpyc
 from kernel_client import RunningKernel, kernel
-from servers import BIN, device_process
+from servers import device_process
 from test_interrupt import assert_interrupted, interrupt_after_start
+from xrpyc.device.certs import make_certificate
 
 TOKEN = "workers-test-token"
 
@@ -180,12 +181,8 @@ def test_a_kernel_that_sends_no_session_is_still_served() -> None:
 
 
 def test_over_tls_each_kernel_has_its_worker_and_large_messages_pass_the_relay(tmp_path: Path) -> None:
-    made = subprocess.run(
-        [str(BIN / "python"), "-m", "xrpyc.device.certs", "--name", "localhost", "--ip", "127.0.0.1",
-         "--out", str(tmp_path)], capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    cert, key = tmp_path / "localhost.pem", tmp_path / "localhost.key"
+    # The certificate command itself is tested in test_security.py.
+    cert, key = make_certificate("localhost", ["127.0.0.1"], tmp_path)
     connect = f'$connect("127.0.0.1", {{port}}, token="{TOKEN}", tls="{cert}")\n'
     with device_process("--certfile", str(cert), "--keyfile", str(key), "--token", TOKEN) as (port, process):
         with kernel(port) as a, kernel(port) as b:
