@@ -260,3 +260,24 @@ def test_a_device_flooding_a_connected_kernel_cannot_fill_its_memory(device: int
         assert flood.status == "error" and "more than the kernel takes" in flood.error["evalue"]
         assert psutil.Process(running.pid).memory_info().rss - before < 200 * 1024 * 1024
         assert running.run("'after'").result == "'after'"
+
+
+def test_a_device_whose_agent_answers_wrongly_gets_a_clear_error() -> None:
+    from xrpyc.session import REGISTRY_MODULE, agent_digest
+
+    with stock_rpyc_classic() as port:
+        planter = rpyc.classic.connect("127.0.0.1", port)
+        try:
+            # Something on the device replaced the agent's cached code with code whose connect() answers garbage.
+            planter.execute(
+                "import sys, types\n"
+                f"module = sys.modules.setdefault({REGISTRY_MODULE!r}, types.ModuleType({REGISTRY_MODULE!r}))\n"
+                "module.agents = getattr(module, 'agents', {})\n"
+                f"module.compiled = {{{agent_digest()!r}: compile('def connect(*args):\\n return 42', 'x', 'exec')}}"
+            )
+            with kernel(port) as running:
+                result = running.run("1")
+                assert result.status == "error" and "xrpyc agent answered int" in result.error["evalue"]
+                assert running.kc.kernel_info(reply=True, timeout=10)["content"]["status"] == "ok"
+        finally:
+            planter.close()

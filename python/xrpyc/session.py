@@ -38,6 +38,7 @@ REPLY_MARGIN = 0.1
 CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
 # Stages of a connection attempt after the TCP connection, named in timeout messages.
 RPYC_HANDSHAKE, INSTALLING = "rpyc handshake", "installing the agent"
+INSTALLED_FIELDS = 7  # what agent.connect() answers: see Device.__init__
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one message from a device once connected (1 MiB while connecting)
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call an interrupt cannot "
@@ -170,7 +171,14 @@ def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input:
         conn.builtins.exec(code, namespace)
         namespace["keep"](agent_digest(), code)
         connect = namespace["connect"]
-    return tuple(connect(key, on_output, on_input))
+    answer = connect(key, on_output, on_input)
+    # From the device: a process that changed the agent (or its cached code) may answer anything.
+    if type(answer) is not tuple or len(answer) != INSTALLED_FIELDS:
+        raise DeviceError(
+            f"the device's xrpyc agent answered {type(answer).__name__} instead of {INSTALLED_FIELDS} values: "
+            "something on the device changed xrpyc's code"
+        )
+    return answer
 
 
 def keep_agent_compiled() -> None:
