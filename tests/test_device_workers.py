@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -19,7 +20,12 @@ import rpyc
 from kernel_client import RunningKernel, kernel
 from servers import device_process
 from test_interrupt import assert_interrupted, interrupt_after_start
+from xrpyc.deadline import Attempt
 from xrpyc.device.certs import make_certificate
+from xrpyc.security import Credentials
+from xrpyc.session import Address
+
+from xrpyc import session
 
 TOKEN = "workers-test-token"
 
@@ -67,6 +73,20 @@ def test_a_kernel_cannot_reach_another_kernels_namespace() -> None:
             assert a.run(SNOOP).result == "[None]"  # only A's own agent
             assert a.run(GC_SNOOP).result == "False"
             assert pid(a) != pid(b)
+
+
+def test_a_new_kernels_worker_starts_with_the_agent_compiled_by_the_zygote() -> None:
+    # Compiling the agent costs 20-30 ms on a PC, over 100 ms on a board: once per device, not per kernel.
+    with device_process("--token", TOKEN) as (port, _):
+        address = Address.parse(f"127.0.0.1:{port}")
+        attempt = Attempt(10)
+        conn = session._open(address, attempt, Credentials(token=TOKEN), uuid.uuid4().hex)
+        try:
+            found = conn.eval(session._COMPILED.format(module=session.REGISTRY_MODULE, digest=session.agent_digest()))
+            assert found is not None, "the new worker had to compile the agent again"
+        finally:
+            conn.close()
+            attempt.finish()
 
 
 def test_a_kernel_cannot_write_into_another_kernels_cell() -> None:

@@ -146,7 +146,10 @@ class Worker:
 
     def run(self) -> NoReturn:
         main_thread = MainThread()
-        registry = types.ModuleType(REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key")
+        # The zygote's registry holds the agent's code, compiled once for every worker: kept, with no agents.
+        registry = sys.modules.get(REGISTRY_MODULE) or types.ModuleType(
+            REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key"
+        )
         registry.agents = {}  # type: ignore[attr-defined]  # filled by agent.py
         registry.main_thread = main_thread  # type: ignore[attr-defined]
         sys.modules[REGISTRY_MODULE] = registry
