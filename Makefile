@@ -43,6 +43,9 @@ $(STAMPS)/build-tools: | $(PY)
 # C++ change this re-runs, and CMake rebuilds only what changed (build/).
 $(STAMPS)/kernelspec: pyproject.toml $(CXX_SOURCES) python/xrpyc/install.py | $(STAMPS)/build-tools deps
 	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	@# As a wheel install would: a kernel (started with PYTHONDONTWRITEBYTECODE or not) then
+	@# starts without compiling its modules.
+	$(PY) -m compileall -q python/xrpyc
 	@touch $@
 
 demo: all

@@ -1,10 +1,11 @@
 """Entry points of the kernel, called by the C++ interpreter (xrpyc/xinterpreter.cpp).
 
 Each method answers one Jupyter request with the reply content as JSON text.
-kernel_info is answered from here; everything else goes to the Shell, which
-is imported after the first kernel_info reply, in the background: rpyc and the
-rest weigh tens of milliseconds and megabytes, and a Jupyter client waits for
-kernel_info before it shows the kernel as ready.
+kernel_info is answered from here; everything else goes to the Shell. The
+Shell's modules (rpyc and the rest: tens of milliseconds and megabytes) are
+imported in the background from the kernel's start, and the default device is
+connected to there too, while xeus opens its sockets and the client waits for
+kernel_info: the first cell finds both ready.
 """
 
 from __future__ import annotations
@@ -30,23 +31,37 @@ class Kernel:
         self.native = native
         self._shell: Shell | None = None
         self._history: History | None = None
-        self._warming: threading.Thread | None = None
+        # The shell and the history are made once, by the first thread that needs them.
+        self._making = threading.RLock()
+        threading.Thread(target=self._prepare, name="xrpyc-prepare", daemon=True).start()
 
     @property
     def shell(self) -> Shell:
-        if self._shell is None:
-            from .shell import Shell
+        with self._making:
+            if self._shell is None:
+                from .shell import Shell
 
-            self._shell = Shell(self.native, self.history_store)
-        return self._shell
+                self._shell = Shell(self.native, self.history_store)
+            return self._shell
 
     @property
     def history_store(self) -> History:
-        if self._history is None:
-            from .history import History
+        with self._making:
+            if self._history is None:
+                from .history import History
 
-            self._history = History()
-        return self._history
+                self._history = History()
+            return self._history
+
+    def _prepare(self) -> None:
+        """What the first cell needs, made before it comes: the shell's imports, a connection."""
+        try:
+            from . import session
+
+            session.preload()  # also when nothing listens yet: a private device is connected to by the first cell
+            self.shell.connect_ahead()
+        except Exception:
+            pass  # the first cell makes them again, and says what fails
 
     def history(self, operation: str, *args: Any) -> str:
         """history_request and the storing of inputs (xrpyc/xhistory.cpp): see history.py."""
@@ -79,14 +94,6 @@ class Kernel:
         return self._shell.interrupt(during_request) if self._shell is not None else True
 
     def kernel_info(self) -> str:
-        reply = self._kernel_info()
-        if self._warming is None:
-            # A notebook that asks for kernel_info usually runs a cell next: import for it meanwhile.
-            self._warming = threading.Thread(target=_warm_up, name="xrpyc-warm-up", daemon=True)
-            self._warming.start()
-        return reply
-
-    def _kernel_info(self) -> str:
         return json.dumps(
             {
                 "status": "ok",
@@ -113,18 +120,3 @@ class Kernel:
         if self._history is not None:
             self._history.close()
         return "{}"
-
-
-def _warm_up() -> None:
-    """Import what the first cell needs (the shell, rpyc: some 80 ms), in the background after kernel_info.
-
-    A cell that comes meanwhile waits for the modules in Python's import lock,
-    as it would have imported them itself. Nothing is connected here: a cell
-    decides where to connect, and reports what fails.
-    """
-    try:
-        from . import session, shell  # noqa: F401
-
-        session.preload()
-    except Exception:
-        pass  # the first cell imports them again, and says what fails

@@ -108,8 +108,6 @@ def default_address() -> Address:
     return Address.parse(os.environ.get("XRPYC_DEVICE") or f"127.0.0.1:{DEFAULT_PORT}")
 
 
-
-
 # Device-side sources, compiled by the device's Python in this order into one namespace.
 AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "devicemagics.py", "agent.py", "devicefiles.py")
 
@@ -239,6 +237,36 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials, session:
                 continue
             refusal = None if credentials.token else _refusal(address, attempt, credentials)
             raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
+
+
+def _open_in_background(address: Address, credentials: Credentials, session: str) -> Callable[[], Any]:
+    """Open another connection to the device in a thread; the function returned waits for it (or its error)."""
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        attempt = Attempt(DEFAULT_TIMEOUT)
+        try:
+            outcome.append(_open(address, attempt, credentials, session))
+        except BaseException as error:
+            outcome.append(error)
+        finally:
+            attempt.finish()
+            done.set()
+
+    def result() -> Any:
+        done.wait()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    threading.Thread(target=run, name="xrpyc-open", daemon=True).start()
+    return result
+
+
+def _close_when_open(opening: Callable[[], Any]) -> None:
+    with contextlib.suppress(Exception):
+        opening().close()
 
 
 def preload() -> None:
@@ -445,8 +473,10 @@ class Device:
         installed: tuple,
         key: str,
         credentials: Credentials,
+        control: Callable[[], Any] | None = None,
     ) -> None:
-        """`installed`: agent.connect()'s answer (with netrefs to the device's objects)."""
+        """`installed`: agent.connect()'s answer (with netrefs to the device's objects); `control`, the
+        interrupt channel's connection as it is being opened (_open_in_background), else it is opened here."""
         self.address = address
         self.credentials = credentials
         self.key = key
@@ -474,7 +504,7 @@ class Device:
         self._control: Any = None
         self._interrupt_remote: Callable[[], int] | None = None
         self._control_ready = threading.Event()
-        threading.Thread(target=self._open_control, daemon=True).start()
+        threading.Thread(target=self._open_control, args=(control,), daemon=True).start()
 
     @classmethod
     def connect(
@@ -501,12 +531,15 @@ class Device:
         attempt = attempt or Attempt(timeout)
         try:
             conn = _open(address, attempt, credentials, key)
+            # The interrupt channel's handshakes meanwhile: one exchange less to wait for on a slow board.
+            control = _open_in_background(address, credentials, key)
             try:
                 attempt.stage = INSTALLING
                 installed = _install(conn, key, on_output, on_input)
                 attempt.check()
             except BaseException as error:  # KeyboardInterrupt too: never leave a half-made connection
                 conn.close()
+                threading.Thread(target=_close_when_open, args=(control,), daemon=True).start()
                 attempt.check()
                 if isinstance(error, (EOFError, ConnectionError, TimeoutError)):
                     raise _not_rpyc(address, error) from None
@@ -523,7 +556,7 @@ class Device:
         # cells may run for hours: wait for them as long as they take.
         conn._channel.limit = MAX_FRAME
         conn._config["sync_request_timeout"] = None
-        return cls(address, conn, installed, key, credentials)
+        return cls(address, conn, installed, key, credentials, control)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
@@ -550,13 +583,9 @@ class Device:
             raise CellError(ename, evalue, list(traceback))
         return result[1]
 
-    def _open_control(self) -> None:
+    def _open_control(self, opening: Callable[[], Any] | None = None) -> None:
         try:
-            attempt = Attempt(DEFAULT_TIMEOUT)
-            try:
-                control = _open(self.address, attempt, self.credentials, self.key)
-            finally:
-                attempt.finish()
+            control = (opening or _open_in_background(self.address, self.credentials, self.key))()
             self._interrupt_remote = control.eval(
                 f"__import__('sys').modules['{REGISTRY_MODULE}'].agents[{self.key!r}].interrupt"
             )

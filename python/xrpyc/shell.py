@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import threading
+import time
 import tokenize
 import traceback
 import uuid
@@ -74,6 +75,12 @@ class Shell:
         self._busy: Device | None = None
         # The connection attempt in progress, which an interrupt ends.
         self._connecting: Attempt | None = None
+        # Held by whoever connects or lets go: a cell, $connect, or connect_ahead() in the background.
+        self._connection_lock = threading.RLock()
+        # What connecting had to say, for the cell that uses the device (connect_ahead() has no cell).
+        self._notices: list[tuple[str, str]] = []
+        # How connect_ahead() failed, and when: the answer of a cell that was waiting for it.
+        self._early_failure: tuple[BaseException, float] | None = None
         # input() on the device: whether the frontend can answer, whether it
         # is being asked, and the answer an interrupt sends to end the wait.
         self._allow_stdin = False
@@ -88,6 +95,10 @@ class Shell:
     def write(self, name: str, text: str) -> None:
         if text:
             self.native.stream(name, text)
+
+    def _notice(self, name: str, text: str) -> None:
+        """Something connecting says: published by the cell that uses the device (ensure_device)."""
+        self._notices.append((name, text))
 
     def stream(self, name: str) -> StreamWriter:
         return StreamWriter(self, name)
@@ -127,13 +138,17 @@ class Shell:
         self, address: Address, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
     ) -> Device:
         """Connect to `address` for the next cells ($connect), with a fresh namespace there."""
-        key = uuid.uuid4().hex  # a new namespace, even on the device we had
-        device = self._open_device(address, key, timeout, credentials)
-        self.disconnect()
-        self.device, self.address, self.explicit, self.key = device, address, True, key
-        # Kept for reconnects: a token given to $connect is in memory only.
-        self.credentials = device.credentials
-        self._known.add(address)
+        if self._connecting is not None:
+            self._connecting.cancel()  # connect_ahead() to the default device: not wanted now
+        with self._connection_lock:
+            self._early_failure = None
+            key = uuid.uuid4().hex  # a new namespace, even on the device we had
+            device = self._open_device(address, key, timeout, credentials)
+            self.disconnect()
+            self.device, self.address, self.explicit, self.key = device, address, True, key
+            # Kept for reconnects: a token given to $connect is in memory only.
+            self.credentials = device.credentials
+            self._known.add(address)
         info = dict(device.info())
         trust = " (trusted: its HTML and scripts run in this browser)" if device.credentials.trusted else ""
         self.write(
@@ -143,26 +158,56 @@ class Shell:
 
     def disconnect(self) -> None:
         """Close the connection and drop this kernel's namespace on the device."""
-        if self.device is not None:
-            self.device.close(forget=True)
-            self._known.discard(self.device.address)
-            self.device = None
-        self.address, self.explicit, self.credentials = default_address(), False, None
+        with self._connection_lock:
+            if self.device is not None:
+                self.device.close(forget=True)
+                self._known.discard(self.device.address)
+                self.device = None
+            self.address, self.explicit, self.credentials = default_address(), False, None
+
+    def connect_ahead(self) -> None:
+        """Connect to the default device before the first cell asks (the kernel's start, kernel.py).
+
+        Only to a device that is there: a private device is started by the
+        first cell that needs one, since a first `$connect` elsewhere would
+        leave it unused. What connecting says waits for the first cell; so
+        does a failure, if that cell was already waiting for this attempt
+        (otherwise the cell tries again, and reports its own attempt).
+        """
+        with self._connection_lock:
+            if self.device is not None or self.explicit:
+                return
+            try:
+                self.device = self._connect_current(start_private=False)
+            except DeviceRefused:
+                pass  # nothing there yet: the first cell decides what to do
+            except BaseException as error:  # KeyboardInterrupt too: an interrupted first cell
+                self._early_failure = (error, time.monotonic())
 
     def ensure_device(self) -> Device:
         """The connected device: connects on first use, and again after a loss."""
-        if self.device is not None and not self.device.alive():
-            self._drop_device()  # it went away while we were idle: reconnect quietly
-        if self.device is None:
-            self.device = self._connect_current()
-        return self.device
+        asked = time.monotonic()
+        with self._connection_lock:  # a connection being made ahead is waited for
+            early, self._early_failure = self._early_failure, None
+            if early is not None and early[1] >= asked:
+                raise early[0]  # the attempt this cell waited for failed: that is its answer
+            try:
+                if self.device is not None and not self.device.alive():
+                    self._drop_device()  # it went away while we were idle: reconnect quietly
+                if self.device is None:
+                    self.device = self._connect_current()
+            finally:
+                notices, self._notices = self._notices, []
+                for name, text in notices:
+                    self.write(name, text)
+            return self.device
 
     def _drop_device(self) -> None:
         if self.device is not None:
             self.device.close()
             self.device = None
 
-    def _connect_current(self) -> Device:
+    def _connect_current(self, start_private: bool = True) -> Device:
         first = not self._known
         try:
             credentials = self.credentials or lookup(self.address)
@@ -181,14 +226,14 @@ class Shell:
         except DeviceRefused:
             # A private device stands in only for a local default device that
             # never ran; one that went away is waited for, not replaced.
-            if self.explicit or not self.address.is_loopback or self.address in self._known:
+            if not start_private or self.explicit or not self.address.is_loopback or self.address in self._known:
                 raise
             device = self._connect_private_device(stranger)
         else:
             if first and not self.explicit and not os.environ.get("XRPYC_DEVICE"):
-                self.write("stdout", f"xrpyc: cells run on the local default device at {self.address}.\n")
+                self._notice("stdout", f"xrpyc: cells run on the local default device at {self.address}.\n")
         if device.address in self._known and not device.resumed:
-            self.write(
+            self._notice(
                 "stderr",
                 f"xrpyc: reconnected to {device.address}. The device restarted: this kernel's namespace there "
                 "is new, and variables from before are gone.\n",
@@ -202,11 +247,11 @@ class Shell:
             self.private_device = PrivateDevice.start()
             where = f"a private xrpyc-device at {self.private_device.address}, started for this kernel"
             if restarted:
-                self.write("stderr", f"xrpyc: the private xrpyc-device had stopped (its namespace is gone); "
-                                     f"cells now run on {where}.\n")  # fmt: skip
+                self._notice("stderr", f"xrpyc: the private xrpyc-device had stopped (its namespace is gone); "
+                                       f"cells now run on {where}.\n")  # fmt: skip
             else:
                 why = f"served by another user, {stranger}" if stranger else "nothing listens there"
-                self.write("stdout", f"xrpyc: cells run on {where} ({self.address}: {why}).\n")
+                self._notice("stdout", f"xrpyc: cells run on {where} ({self.address}: {why}).\n")
         return self._open_device(self.private_device.address, self.key, credentials=self.private_device.credentials)
 
     def _open_device(
@@ -433,10 +478,13 @@ class Shell:
     def shutdown(self) -> None:
         self.videos.stop_all()
         self.videos.stop_live_view()
-        self.disconnect()  # also drops this kernel's namespace on the device
-        if self.private_device is not None:
-            self.private_device.stop()
-            self.private_device = None
+        if self._connecting is not None:
+            self._connecting.cancel()  # a connection still being made ahead
+        with self._connection_lock:
+            self.disconnect()  # also drops this kernel's namespace on the device
+            if self.private_device is not None:
+                self.private_device.stop()
+                self.private_device = None
 
 
 class _DeviceCalls:
