@@ -74,6 +74,7 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_completion.py
 	$(PY) bench/bench_device.py
 	$(PY) bench/bench_interrupt.py
+	$(PY) bench/bench_first_cell.py
 
 clean:
 	rm -rf build $(VENV)

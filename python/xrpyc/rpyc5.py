@@ -15,6 +15,9 @@ how a server answers the first request (see `is_rpyc5_peer`).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from .channel import BoundedChannel
 
 _TUP2, _TUP3, _IMM0 = 0x11, 0x12, 0x50  # brine's TAG_TUP2, TAG_TUP3 and small-int base
@@ -42,3 +45,57 @@ def is_rpyc5_peer(error: BaseException) -> bool:
     HANDLE_CLOSE whose first byte, 0x12 = 18, rpyc 6 reads as a message type.
     """
     return isinstance(error, ValueError) and str(error) == "invalid message type: 18"
+
+
+class Generations:
+    """The devices found to speak rpyc 5.x, remembered in this user's cache for the next kernels.
+
+    Each kernel is a new process: without this, each would spend a request
+    that fails (a connection the device drops) finding out again. What is
+    read back is only a hint: `_open` (session.py) tries the other framing
+    once when a remembered device answers otherwise, and forgets it.
+    """
+
+    LIMIT = 256  # addresses kept (the newest); a longer or unreadable file is ignored
+    MAX_BYTES = 64 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._addresses: list[str] | None = None  # read on first use
+
+    @classmethod
+    def in_user_cache(cls) -> Generations:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(cache) / "xrpyc" / "rpyc5-devices")
+
+    def __contains__(self, address: object) -> bool:
+        return str(address) in self._read()
+
+    def add(self, address: object) -> None:
+        addresses = [a for a in self._read() if a != str(address)] + [str(address)]
+        self._write(addresses[-self.LIMIT :])
+
+    def discard(self, address: object) -> None:
+        if address in self:
+            self._write([a for a in self._read() if a != str(address)])
+
+    def _read(self) -> list[str]:
+        if self._addresses is None:
+            try:
+                with open(self._path, "rb") as file:
+                    data = file.read(self.MAX_BYTES + 1)
+                lines = data.decode("ascii").split() if len(data) <= self.MAX_BYTES else []
+            except (OSError, UnicodeDecodeError):
+                lines = []
+            self._addresses = lines[-self.LIMIT :]
+        return self._addresses
+
+    def _write(self, addresses: list[str]) -> None:
+        self._addresses = addresses
+        try:  # a cache: a read-only home only costs the next kernels the request that finds out
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self._path.with_name(f".{self._path.name}.{os.getpid()}")
+            temporary.write_text("".join(f"{a}\n" for a in addresses), encoding="ascii")
+            os.replace(temporary, self._path)
+        except (OSError, UnicodeEncodeError):
+            pass

@@ -203,9 +203,13 @@ def _agent_source() -> str:
     return "\n".join(sources)
 
 
-# Devices found to speak rpyc 5.x, so that later connections (the interrupt
-# channel, reconnects) go straight to the right framing.
-_RPYC5_DEVICES: set[Address] = set()
+@functools.lru_cache(maxsize=1)
+def _rpyc5_devices() -> Any:
+    """Devices that speak rpyc 5.x: later connections (the interrupt channel, reconnects, the next kernels)
+    go straight to the right framing."""
+    from .rpyc5 import Generations
+
+    return Generations.in_user_cache()
 
 
 def _open(address: Address, attempt: Attempt, credentials: Credentials, session: str) -> Any:
@@ -220,8 +224,10 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials, session:
     from .channel import BoundedChannel
     from .rpyc5 import Rpyc5Channel, is_rpyc5_peer
 
+    tried: set[bool] = set()
     while True:
-        rpyc5 = address in _RPYC5_DEVICES
+        rpyc5 = address in _rpyc5_devices()
+        tried.add(rpyc5)
         stream = _open_socket(address, attempt, credentials, session)
         channel = Rpyc5Channel(stream) if rpyc5 else BoundedChannel(stream)
         attempt.stage = RPYC_HANDSHAKE
@@ -233,7 +239,10 @@ def _open(address: Address, attempt: Attempt, credentials: Credentials, session:
             stream.close()
             attempt.check()
             if not rpyc5 and is_rpyc5_peer(error):
-                _RPYC5_DEVICES.add(address)
+                _rpyc5_devices().add(address)
+                continue
+            if rpyc5 and False not in tried:  # remembered as rpyc 5.x, and it answers otherwise now
+                _rpyc5_devices().discard(address)
                 continue
             refusal = None if credentials.token else _refusal(address, attempt, credentials)
             raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
