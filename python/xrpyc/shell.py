@@ -17,21 +17,22 @@ import threading
 import time
 import tokenize
 import traceback
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import commands
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
 from .deadline import Attempt
 from .history import History
-from .localdevice import PrivateDevice
 from .loopback import listener_uids, owner_name
 from .magics import MagicError, is_cell_magic, transform_cell
 from .sanitize import publishable
 from .security import DEVICES_FILE, Credentials, lookup
 from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
 from .videoviews import VideoViews
+
+if TYPE_CHECKING:
+    from .localdevice import PrivateDevice
 
 # Starts the input_reply value with which an interrupt ends a pending prompt.
 CANCELLED = "\x00xrpyc-interrupted-"
@@ -67,7 +68,7 @@ class Shell:
         self.credentials: Credentials | None = None  # from $connect; else looked up (security.py)
         self.local_namespace: dict[str, Any] = {"__name__": "__xrpyc_local__"}
         # Names this kernel's namespace on devices, across reconnects.
-        self.key = uuid.uuid4().hex
+        self.key = os.urandom(16).hex()
         # Devices that hold a namespace of this kernel: reconnecting to one
         # that lost it (it restarted) is worth a notice.
         self._known: set[Address] = set()
@@ -142,7 +143,7 @@ class Shell:
             self._connecting.cancel()  # connect_ahead() to the default device: not wanted now
         with self._connection_lock:
             self._early_failure = None
-            key = uuid.uuid4().hex  # a new namespace, even on the device we had
+            key = os.urandom(16).hex()  # a new namespace, even on the device we had
             device = self._open_device(address, key, timeout, credentials)
             self.disconnect()
             self.device, self.address, self.explicit, self.key = device, address, True, key
@@ -244,6 +245,8 @@ class Shell:
     def _connect_private_device(self, stranger: str | None = None) -> Device:
         if self.private_device is None or not self.private_device.running:
             restarted = self.private_device is not None
+            from .localdevice import PrivateDevice  # ctypes, subprocess: not on the first cell's path
+
             self.private_device = PrivateDevice.start()
             where = f"a private xrpyc-device at {self.private_device.address}, started for this kernel"
             if restarted:
@@ -294,7 +297,7 @@ class Shell:
             self.videos.stop_all()
             return False
         if self._asking:
-            self._cancel_value = f"{CANCELLED}{uuid.uuid4().hex}"
+            self._cancel_value = f"{CANCELLED}{os.urandom(16).hex()}"
             self.native.cancel_input(self._cancel_value)
             return False
         if self._connecting is not None:

@@ -4,9 +4,9 @@ background until stopped, and the device's own live view, shown while a cell run
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-import uuid
 from typing import Any
 
 from .iopub import ThreadPublisher
@@ -45,7 +45,7 @@ class _CellRouter:
             if self._publisher is None:
                 return
             if self._display_id is None:
-                self._display_id = uuid.uuid4().hex
+                self._display_id = os.urandom(16).hex()
                 self._publisher.display_data(data, metadata, {"display_id": self._display_id})
             else:
                 self._publisher.update_display_data(data, metadata, {"display_id": self._display_id})
