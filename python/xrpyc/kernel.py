@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .parentwatch import watch_parent
 
 if TYPE_CHECKING:
     from .history import History
@@ -31,6 +32,7 @@ class Kernel:
         self._shell: Shell | None = None
         self._history: History | None = None
         self._warming: threading.Thread | None = None
+        watch_parent(self._orphaned)
 
     @property
     def shell(self) -> Shell:
@@ -106,6 +108,12 @@ class Kernel:
                 "help_links": [],
             }
         )
+
+    def _orphaned(self) -> None:
+        """The Jupyter server that started us is gone (parentwatch.py): stop the private device; we exit next."""
+        shell = self._shell
+        if shell is not None and shell.private_device is not None:
+            shell.private_device.stop()
 
     def shutdown(self) -> str:
         if self._shell is not None:
