@@ -10,7 +10,6 @@ kernel_info before it shows the kernel as ready.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,11 @@ if TYPE_CHECKING:
 HISTORY_OPERATIONS = ("store", "tail", "range", "search")
 
 BANNER = f"xrpyc {__version__}: Python cells on a remote device over rpyc. $help() lists the $ commands."
+# language_info.version is the device's Python, which may differ from the kernel's (a MaixPy3 board has 3.8).
+# Before a cell has connected it is unknown: "" (what nbconvert then writes into the notebook), and the
+# banner says so.
+NOT_CONNECTED = "language_info.version names the device's Python once a cell has connected."
+README = "https://pypi.org/project/xrpyc/"  # pyproject.toml's [project.urls]: the README, $ commands included
 
 
 class Kernel:
@@ -89,6 +93,13 @@ class Kernel:
         return reply
 
     def _kernel_info(self) -> str:
+        device = self._shell.device if self._shell is not None else None
+        python = device.python if device is not None else ""
+        where = f"Cells run on Python {python} at {device.address}." if device is not None and python else None
+        help_links = [{"text": "xrpyc README ($ commands)", "url": README}]
+        if python:
+            major_minor = ".".join(python.split(".")[:2])
+            help_links.append({"text": f"Python {major_minor}", "url": f"https://docs.python.org/{major_minor}/"})
         return json.dumps(
             {
                 "status": "ok",
@@ -96,16 +107,16 @@ class Kernel:
                 "implementation_version": __version__,
                 "language_info": {
                     "name": "python",
-                    "version": "{}.{}.{}".format(*sys.version_info[:3]),
+                    "version": python,
                     "mimetype": "text/x-python",
                     "file_extension": ".py",
                     "pygments_lexer": "python3",
                     "codemirror_mode": {"name": "python", "version": 3},
                     "nbconvert_exporter": "python",
                 },
-                "banner": BANNER,
+                "banner": f"{BANNER}\n{where or NOT_CONNECTED}",
                 "debugger": False,
-                "help_links": [],
+                "help_links": help_links,
             }
         )
 

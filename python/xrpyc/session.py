@@ -181,6 +181,16 @@ def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input:
     return answer
 
 
+_PYTHON_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?[A-Za-z0-9+.]{0,16}")
+
+
+def _python_version(conn: Any) -> str:
+    """The device's Python version (kernel_info's language_info.version): one round trip, checked, as the
+    device's answer may be anything."""
+    answer = conn.eval("__import__('platform').python_version()")
+    return answer if type(answer) is str and _PYTHON_VERSION.fullmatch(answer) else ""
+
+
 def keep_agent_compiled() -> None:
     """Compile the agent sources here and keep the code as a device's first kernel has it kept (_install).
 
@@ -445,9 +455,12 @@ class Device:
         installed: tuple,
         key: str,
         credentials: Credentials,
+        python: str = "",
     ) -> None:
-        """`installed`: agent.connect()'s answer (with netrefs to the device's objects)."""
+        """`installed`: agent.connect()'s answer (with netrefs to the device's objects); `python`: the
+        device's Python version ("3.8.18"; "" if it said something else)."""
         self.address = address
+        self.python = python
         self.credentials = credentials
         self.key = key
         # helpers: the device-side namespace the AGENT_SOURCES were executed in
@@ -504,6 +517,7 @@ class Device:
             try:
                 attempt.stage = INSTALLING
                 installed = _install(conn, key, on_output, on_input)
+                python = _python_version(conn)
                 attempt.check()
             except BaseException as error:  # KeyboardInterrupt too: never leave a half-made connection
                 conn.close()
@@ -523,7 +537,7 @@ class Device:
         # cells may run for hours: wait for them as long as they take.
         conn._channel.limit = MAX_FRAME
         conn._config["sync_request_timeout"] = None
-        return cls(address, conn, installed, key, credentials)
+        return cls(address, conn, installed, key, credentials, python)
 
     def run(self, code: str, filename: str) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
