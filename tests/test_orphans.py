@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 from jupyter_client import BlockingKernelClient
+from kernel_client import kernel
 from servers import BIN, free_port, stop, wait_for_port
 
 GONE_WITHIN = 30.0  # seconds; the kernel polls its parent every second
@@ -62,6 +63,21 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
+def wait_gone(processes: list[psutil.Process]) -> None:
+    """All of `processes` exit within GONE_WITHIN seconds (else they are killed and the test fails)."""
+    deadline = time.monotonic() + GONE_WITHIN
+    left = processes
+    while left and time.monotonic() < deadline:
+        left = [process for process in left if not gone(process)]
+        time.sleep(0.2)
+    try:
+        assert left == [], f"still running {GONE_WITHIN} s later: {left}"
+    finally:
+        for process in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
 def test_a_killed_server_leaves_no_kernel_and_no_private_device(tmp_path: Path) -> None:
     with jupyter_server(tmp_path) as (server, url, token, runtime):
         kernel_id = rest(f"{url}/api/kernels", token, "POST", {"name": "xrpyc"})["id"]
@@ -81,14 +97,14 @@ def test_a_killed_server_leaves_no_kernel_and_no_private_device(tmp_path: Path) 
 
         server.send_signal(signal.SIGKILL)
         server.wait()
-        deadline = time.monotonic() + GONE_WITHIN
-        left = [kernel, *device]
-        while left and time.monotonic() < deadline:
-            left = [process for process in left if not gone(process)]
-            time.sleep(0.2)
-        try:
-            assert left == [], f"still running {GONE_WITHIN} s after the server was killed: {left}"
-        finally:
-            for process in left:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    process.kill()
+        wait_gone([kernel, *device])
+
+
+def test_a_killed_kernel_leaves_no_private_device() -> None:
+    """The kernel itself killed (it can stop nothing): its device goes with it (PR_SET_PDEATHSIG)."""
+    with kernel(XRPYC_DEVICE=f"127.0.0.1:{free_port()}") as running:
+        assert running.run("pass").status == "ok"
+        device = psutil.Process(running.pid).children(recursive=True)
+        assert any("xrpyc.device" in " ".join(process.cmdline()) for process in device), device
+        os.kill(running.pid, signal.SIGKILL)
+        wait_gone(device)
