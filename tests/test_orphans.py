@@ -90,14 +90,14 @@ def test_a_killed_server_leaves_no_kernel_and_no_private_device(tmp_path: Path) 
             assert reply["content"]["status"] == "ok", reply["content"]
         finally:
             client.stop_channels()
-        (kernel,) = psutil.Process(server.pid).children()
+        (kernel_process,) = psutil.Process(server.pid).children()
         assert rest(f"{url}/api/kernels/{kernel_id}", token)["name"] == "xrpyc"
-        device = kernel.children(recursive=True)  # the private device, its zygote and this kernel's worker
+        device = kernel_process.children(recursive=True)  # the private device, its zygote and this kernel's worker
         assert any("xrpyc.device" in " ".join(process.cmdline()) for process in device), device
 
         server.send_signal(signal.SIGKILL)
         server.wait()
-        wait_gone([kernel, *device])
+        wait_gone([kernel_process, *device])
 
 
 def test_a_killed_kernel_leaves_no_private_device() -> None:
