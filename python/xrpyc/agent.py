@@ -503,14 +503,15 @@ def keep(digest: str, code: Any) -> None:
 
 def connect(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> tuple:
     """All a kernel needs from a new connection, in one round trip (session.Device.connect):
-    (this namespace, agent, resumed, agent.run, agent.complete, agent.inspect, live view)."""
+    (this namespace, agent, resumed, agent.run, agent.complete, agent.inspect, live view, Python version)."""
     _disable_nagle(send)
     agent, resumed = attach(key, send, ask)
     try:
         view = live_view(send)
     except Exception:  # a device's failure here costs the view, never the connection
         view = None
-    return (globals(), agent, resumed, agent.run, agent.complete, agent.inspect, view)
+    python = "{}.{}.{}".format(*sys.version_info[:3])
+    return (globals(), agent, resumed, agent.run, agent.complete, agent.inspect, view, python)
 
 
 def _disable_nagle(kernel_link: Any) -> None:

@@ -36,6 +36,8 @@ KERNEL_NAME = "xrpyc"
 # whether or not the environment is on PATH, and wherever it was installed.
 RELATIVE_EXECUTABLE = "{resource_dir}/../../../../bin/xrpyc"
 TOKEN_FILE = "token"  # in the kernelspec's directory, when it has a token
+# What xeus 2.4.1 speaks (its kernel_info reply's protocol_version; tests/test_kernelspec.py compares).
+KERNEL_PROTOCOL_VERSION = "5.3"
 
 
 def kernel_executable() -> Path:
@@ -60,6 +62,7 @@ def kernel_json(executable: str, display_name: str, env: dict[str, str] | None =
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
+        "kernel_protocol_version": KERNEL_PROTOCOL_VERSION,
         "metadata": {"debugger": False},
     }
     if env:
@@ -68,7 +71,7 @@ def kernel_json(executable: str, display_name: str, env: dict[str, str] | None =
 
 
 def write_spec(spec_dir: Path, executable: str, display_name: str, env: dict[str, str] | None = None) -> None:
-    """kernel.json and the logos in `spec_dir`; env's XRPYC_TOKEN in a private file (see the module's doc)."""
+    """kernel.json and the logos (32, 64, SVG) in `spec_dir`; env's XRPYC_TOKEN in a private file (module doc)."""
     spec_dir.mkdir(parents=True, exist_ok=True)
     # Whoever can write here can change the kernel's command line, or its token.
     spec_dir.chmod(spec_dir.stat().st_mode & ~0o022)

@@ -11,11 +11,11 @@ kernel_info: the first cell finds both ready.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .parentwatch import watch_parent
 
 if TYPE_CHECKING:
     from .history import History
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 HISTORY_OPERATIONS = ("store", "tail", "range", "search")
 
 BANNER = f"xrpyc {__version__}: Python cells on a remote device over rpyc. $help() lists the $ commands."
+# language_info.version is the device's Python, which may differ from the kernel's (a MaixPy3 board has 3.8).
+# Before the kernel has connected (it connects as it starts, when the device is there) it is unknown: ""
+# (what nbconvert then writes into the notebook), and the banner says so.
+NOT_CONNECTED = "language_info.version names the device's Python once the kernel has connected to it."
+README = "https://pypi.org/project/xrpyc/"  # pyproject.toml's [project.urls]: the README, $ commands included
 
 
 class Kernel:
@@ -34,6 +39,7 @@ class Kernel:
         # The shell and the history are made once, by the first thread that needs them.
         self._making = threading.RLock()
         threading.Thread(target=self._prepare, name="xrpyc-prepare", daemon=True).start()
+        watch_parent(self._orphaned)
 
     @property
     def shell(self) -> Shell:
@@ -94,6 +100,13 @@ class Kernel:
         return self._shell.interrupt(during_request) if self._shell is not None else True
 
     def kernel_info(self) -> str:
+        device = self._shell.device if self._shell is not None else None
+        python = device.python if device is not None else ""
+        where = f"Cells run on Python {python} at {device.address}." if device is not None and python else None
+        help_links = [{"text": "xrpyc README ($ commands)", "url": README}]
+        if python:
+            major_minor = ".".join(python.split(".")[:2])
+            help_links.append({"text": f"Python {major_minor}", "url": f"https://docs.python.org/{major_minor}/"})
         return json.dumps(
             {
                 "status": "ok",
@@ -101,18 +114,24 @@ class Kernel:
                 "implementation_version": __version__,
                 "language_info": {
                     "name": "python",
-                    "version": "{}.{}.{}".format(*sys.version_info[:3]),
+                    "version": python,
                     "mimetype": "text/x-python",
                     "file_extension": ".py",
                     "pygments_lexer": "python3",
                     "codemirror_mode": {"name": "python", "version": 3},
                     "nbconvert_exporter": "python",
                 },
-                "banner": BANNER,
+                "banner": f"{BANNER}\n{where or NOT_CONNECTED}",
                 "debugger": False,
-                "help_links": [],
+                "help_links": help_links,
             }
         )
+
+    def _orphaned(self) -> None:
+        """The Jupyter server that started us is gone (parentwatch.py): stop the private device; we exit next."""
+        shell = self._shell
+        if shell is not None and shell.private_device is not None:
+            shell.private_device.stop()
 
     def shutdown(self) -> str:
         if self._shell is not None:

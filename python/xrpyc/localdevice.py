@@ -10,6 +10,7 @@ port but not run code in it.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import secrets
 import select
@@ -26,7 +27,7 @@ READY_TIMEOUT = 15.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup() -> None:
+def _child_setup(kernel_pid: int) -> None:
     # The kernel blocks SIGINT in all its threads (the C++ side waits for it
     # with sigwait); a child inherits that mask and must not.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -34,6 +35,8 @@ def _child_setup() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass  # not Linux: shutdown() still stops it
+    if os.getppid() != kernel_pid:  # the kernel died before prctl took effect: nobody would stop us
+        os._exit(1)
 
 
 class PrivateDevice:
@@ -53,7 +56,7 @@ class PrivateDevice:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             bufsize=0,  # unbuffered: select() below must see every line not yet read
-            preexec_fn=_child_setup,
+            preexec_fn=functools.partial(_child_setup, os.getpid()),
             # Its own process group: Jupyter interrupts the kernel's group,
             # and that must not stop the device (it is handled on the device).
             start_new_session=True,

@@ -38,7 +38,7 @@ REPLY_MARGIN = 0.1
 CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
 # Stages of a connection attempt after the TCP connection, named in timeout messages.
 RPYC_HANDSHAKE, INSTALLING = "rpyc handshake", "installing the agent"
-INSTALLED_FIELDS = 7  # what agent.connect() answers: see Device.__init__
+INSTALLED_FIELDS = 8  # what agent.connect() answers: see Device.__init__
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one message from a device once connected (1 MiB while connecting)
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call an interrupt cannot "
@@ -177,6 +177,15 @@ def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input:
             "something on the device changed xrpyc's code"
         )
     return answer
+
+
+_PYTHON_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?[A-Za-z0-9+.]{0,16}")
+
+
+def _python_version(answer: Any) -> str:
+    """The device's Python version as agent.connect() said it (kernel_info's language_info.version);
+    "" for anything else than a version number, as the device's answer may be anything."""
+    return answer if type(answer) is str and _PYTHON_VERSION.fullmatch(answer) else ""
 
 
 def keep_agent_compiled() -> None:
@@ -493,7 +502,8 @@ class Device:
         # (devicefiles.py's functions for transfer.py). resumed: True when the
         # device still had this kernel's namespace (a reconnect). The agent's
         # methods come along: each cell is then one round trip.
-        self.helpers, self._agent, self.resumed, self._run, complete, inspect, view = installed
+        self.helpers, self._agent, self.resumed, self._run, complete, inspect, view, python = installed
+        self.python = _python_version(python)  # "3.8.18"
         # Asynchronous, so that a device that answers late cannot freeze the editor.
         from rpyc import async_
 
