@@ -169,7 +169,8 @@ def test_cells_queued_behind_an_error_are_aborted_with_a_status(shared_kernel: R
     # Run All: the cells sent behind a failing one are aborted, each with a reply and the busy/idle
     # status that clients wait for (xeus 2.4 published none: execute_interactive hung).
     kc = shared_kernel.kc
-    failing = kc.execute("raise ValueError('stop here')")
+    # It fails after the others have surely arrived: only cells queued when the error comes are aborted.
+    failing = kc.execute("import time\ntime.sleep(0.5)\nraise ValueError('stop here')")
     queued = [kc.execute(f"ran_{i} = True") for i in range(3)]
     replies = {}
     while len(replies) < 4:
