@@ -18,7 +18,9 @@
 # libzmq.a are position-dependent (PIE) and cannot go into a shared module;
 # xeus's source package cannot be downloaded here, so libxeus.so.6 is Debian's
 # own. Built libzmq and the auditwheel tools are kept in XRPYC_WHEEL_CACHE, and
-# CMake keeps its build trees in build/<wheel tag>/, so a second run is quick.
+# CMake keeps its build trees in build/wheel/<wheel tag>/ (apart from `make`'s
+# build/<wheel tag>/: another interpreter of one minor version), so a second
+# run is quick.
 #
 # Environment:
 #   WHEEL_PYTHONS       the interpreters (default: pyenv's 3.11.7, 3.12.1, 3.13.0)
@@ -75,12 +77,22 @@ if [[ ! -x $tools/bin/auditwheel ]]; then
 fi
 export PATH=$tools/bin:$PATH
 
-raw=$repo/build/wheel-raw
+raw=$repo/build/wheel/raw
 rm -rf "$raw"
 mkdir -p "$raw" "$repo/dist"
 for python in "${pythons[@]}"; do
+    version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     step "wheel for $("$python" --version)"
-    CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$python" -m pip wheel -q --no-deps -w "$raw" "$repo"
+    # A build venv of its own per version, kept: pip's isolated build
+    # environment would be a new directory each time, and CMake would then
+    # rebuild everything.
+    build_env=$cache/build-env-$version
+    if [[ ! -x $build_env/bin/python ]]; then
+        "$python" -m venv "$build_env"
+        "$build_env/bin/pip" install -q 'scikit-build-core>=0.10' 'pybind11>=2.10'
+    fi
+    CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$build_env/bin/python" -m pip wheel -q --no-deps --no-build-isolation \
+        -w "$raw" -C build-dir="$repo/build/wheel/{wheel_tag}" "$repo"
 done
 
 step "auditwheel repair into dist/"
