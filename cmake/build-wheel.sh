@@ -51,6 +51,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
         $sudo apt-get update -qq
     fi
+    command -v dpkg-source >/dev/null || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dpkg-dev >/dev/null
     rm -rf "$cache/src" "$cache/build/zmq"
     mkdir -p "$cache/src"
     (cd "$cache/src" && apt-get source -qq "zeromq3=$zmq_version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
