@@ -15,7 +15,7 @@ DEB_PACKAGES += gstreamer1.0-plugins-bad
 CXX_SOURCES := $(wildcard xrpyc/*.cpp xrpyc/*.hpp cmake/*.cmake) CMakeLists.txt
 PYTEST_ARGS ?=
 
-.PHONY: all deps demo test lab bench clean
+.PHONY: all deps demo test lab bench wheel clean
 
 all: $(STAMPS)/kernelspec
 
@@ -76,5 +76,11 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_interrupt.py
 	$(PY) bench/bench_first_cell.py
 
+# manylinux wheels for CPython 3.11-3.13 in dist/ (cmake/build-wheel.sh), then
+# the proof: the cp312 one in a clean venv, Debian's xeus/zmq/ssl hidden.
+wheel: all
+	cmake/build-wheel.sh
+	$(PY) -m pytest -m wheel tests/test_wheel.py
+
 clean:
-	rm -rf build $(VENV)
+	rm -rf build dist $(VENV)

@@ -1,4 +1,4 @@
-# Finds xeus, the Python used for embedding and pybind11.
+# Finds xeus, the Python the extension module is built for, and pybind11.
 #
 # xeus: Debian 12's xeus 2.4 (with its own ZMQ server), or xeus >= 5 with
 # xeus-zmq (what conda-forge ships: xeus 6 and xeus-zmq 4). The first found
@@ -8,8 +8,8 @@
 # xeus, its ZMQ layer, cppzmq and OpenSSL's libcrypto (xrpyc/xwire.hpp signs
 # the messages it sends itself).
 #
-# Python: pass -DPython_EXECUTABLE=<venv>/bin/python so that the embedded
-# interpreter is the one whose packages the kernel uses.
+# Python: -DPython_EXECUTABLE=<python> picks the interpreter (the module is
+# built for its minor version).
 find_package(Threads REQUIRED)
 find_package(xeus REQUIRED)
 if(xeus_VERSION VERSION_LESS 2.4 OR (xeus_VERSION VERSION_GREATER_EQUAL 3 AND xeus_VERSION VERSION_LESS 5))
@@ -29,7 +29,7 @@ endif()
 target_link_libraries(xrpyc_xeus INTERFACE cppzmq OpenSSL::Crypto)
 set(XRPYC_XEUS_TARGET xrpyc_xeus)
 
-find_package(Python 3.8 REQUIRED COMPONENTS Interpreter Development.Embed)
+find_package(Python 3.8 REQUIRED COMPONENTS Interpreter Development.Module)
 # pybind11 from the system (Debian's pybind11-dev) or from the Python
 # environment (pip's pybind11 ships its CMake config).
 if(NOT pybind11_DIR)

@@ -130,28 +130,32 @@ cmake_install xeus-zmq "$patched" -DXEUS_ZMQ_BUILD_TESTS=OFF -DXEUS_ZMQ_BUILD_ST
 
 step "xrpyc against them in $build/xrpyc"
 cmake -S "$repo" -B "$build/xrpyc" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-    -DPython_EXECUTABLE="$python" -DCMAKE_INSTALL_PREFIX="$build/venv" >"$log/xrpyc-configure.log" 2>&1 ||
+    -DPython_EXECUTABLE="$python" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON >"$log/xrpyc-configure.log" 2>&1 ||
     { cat "$log/xrpyc-configure.log" >&2; exit 1; }
 grep -E "xrpyc: (xeus|building)" "$log/xrpyc-configure.log" || true
 cmake --build "$build/xrpyc" -j "$jobs"
 
 step "kernel installed into $build/venv, its kernelspec into $build/jupyter"
-# The kernel finds its Python next to itself (xrpyc/xruntime.cpp): a venv of
-# the same interpreter, without packages of its own, that reads .venv's
-# site-packages (xrpyc itself, rpyc, ...) through a .pth file.
+# A venv of the same interpreter whose site-packages holds a copy of the
+# Python package with this build's xrpyc._kernel in it, and reads .venv's
+# site-packages (rpyc, ...) after its own through a plain path in a .pth file
+# (not addsitedir: .venv's editable finder would bring .venv's module back).
 if [[ ! -x $build/venv/bin/python3 ]]; then
     "$python" -m venv --without-pip "$build/venv"
 fi
 site_packages() { "$1" -c 'import sysconfig; print(sysconfig.get_path("purelib"))'; }
-echo "import site; site.addsitedir('$(site_packages "$python")')" >"$(site_packages "$build/venv/bin/python3")/xrpyc-dev.pth"
-cmake --install "$build/xrpyc" >/dev/null
+venv_site=$(site_packages "$build/venv/bin/python3")
+site_packages "$python" >"$venv_site/xrpyc-dev.pth"
+rm -rf "$venv_site/xrpyc"
+cp -a "$repo/python/xrpyc" "$venv_site/xrpyc"
+cmake --install "$build/xrpyc" --prefix "$venv_site" >/dev/null
 rm -rf "$build/jupyter"
 "$build/venv/bin/python3" -m xrpyc.install --prefix "$build/jupyter"
 export JUPYTER_PATH=$build/jupyter/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}
-kernel=$build/venv/bin/xrpyc
+kernel=$("$build/venv/bin/python3" -c 'import xrpyc._kernel; print(xrpyc._kernel.__file__)')
 found=$("$python" -c 'from jupyter_client.kernelspec import KernelSpecManager as M
 print(M().get_kernel_spec("xrpyc").argv[0])')
-[[ $found == "$kernel" ]] || { echo "Jupyter finds the kernel xrpyc in $found, not $kernel" >&2; exit 1; }
+[[ $found == "$build/venv/bin/python3" ]] || { echo "Jupyter runs the kernel xrpyc with $found" >&2; exit 1; }
 linked=$(ldd "$kernel" | grep -E 'libxeus' | sed 's/^[[:space:]]*//')
 echo "$linked"
 grep -q "$prefix/lib/libxeus.so" <<<"$linked" || { echo "the kernel does not use $prefix's xeus" >&2; exit 1; }

@@ -10,8 +10,8 @@
   (empty is reported, not failed: the maintainers are not known before a feedstock exists);
 - its source is the release's sdist on PyPI once context.sdist_sha256 is set, this tree before;
 - its tests run the whole protocol suite (PROTOCOL_SUITE) with the files it needs;
-- no library in host that the built kernel does not link (readelf -d on this environment's bin/xrpyc,
-  when it is there);
+- no library in host that the built kernel does not link (readelf -d on this environment's extension
+  module xrpyc._kernel, when it is built);
 - with --render (needs `pip install py-rattler-build`): rattler-build renders the recipe, as
   `rattler-build build --render-only` does: variants for linux-64, none (skipped) for osx-arm64 and
   win-64. --pinning uses conda-forge's global pinning (conda-forge-pinning-feedstock's
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import importlib.util
 import re
 import subprocess
 import sys
@@ -149,7 +150,8 @@ def check_tests(recipe: dict, problems: list[str]) -> None:
 
 def check_linked(recipe: dict, problems: list[str], notes: list[str]) -> None:
     """Host libraries the kernel does not link would only add run requirements (their run_exports)."""
-    kernel = Path(sys.prefix) / "bin" / "xrpyc"
+    spec = importlib.util.find_spec("xrpyc._kernel") if importlib.util.find_spec("xrpyc") else None
+    kernel = Path(spec.origin) if spec is not None and spec.origin else Path("xrpyc._kernel")
     try:
         dynamic = subprocess.run(["readelf", "-d", str(kernel)], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:

@@ -162,9 +162,8 @@ def kernel_with_resolv_conf(
     """
     spec_dir = tmp_path / "kernels" / "xrpyc-silent-dns"
     spec_dir.mkdir(parents=True)
-    xrpyc = Path(sys.executable).parent / "xrpyc"
     mount = f'mount --bind {resolv_conf} /etc/resolv.conf && exec "$0" "$@"'
-    argv = ["unshare", "--mount", "sh", "-c", mount, str(xrpyc), "-f", "{connection_file}"]
+    argv = ["unshare", "--mount", "sh", "-c", mount, sys.executable, "-m", "xrpyc", "-f", "{connection_file}"]
     (spec_dir / "kernel.json").write_text(
         json.dumps({"argv": argv, "display_name": "xrpyc, silent DNS", "language": "python"})
     )

@@ -229,7 +229,7 @@ def _assert_lines_preserved(cell: str, segments: list[Segment]) -> None:
 
 
 class RecordingNative:
-    """Stands in for the kernel's `xrpyc_native` module: records what would be published."""
+    """Stands in for the kernel's `xrpyc._kernel` module: records what would be published."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,20 +10,32 @@ from pathlib import Path
 import pytest
 import servers
 from jupyter_client.manager import start_new_kernel
+from kernel_client import kernel
 
 
 def xrpyc_install(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "xrpyc.install", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_the_package_installs_a_kernelspec_that_finds_its_kernel_anywhere() -> None:
+def test_the_package_installs_a_kernelspec_that_survives_copying(
+    tmp_path: Path, stock_device: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spec pip installs runs `python -m xrpyc` ("python": jupyter_client's own interpreter), so a copy made
+    with `jupyter kernelspec install --prefix` elsewhere starts the same kernel."""
     spec_dir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "xrpyc"
     spec = json.loads((spec_dir / "kernel.json").read_text())
-    assert spec["argv"] == ["{resource_dir}/../../../../bin/xrpyc", "-f", "{connection_file}"]
+    assert spec["argv"] == ["python", "-m", "xrpyc", "-f", "{connection_file}"]
     assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
-    executable = Path(spec["argv"][0].format(resource_dir=spec_dir)).resolve()
-    assert executable == (Path(sys.prefix) / "bin" / "xrpyc").resolve() and os.access(executable, os.X_OK)
     assert (spec_dir / "logo-64x64.png").is_file()
+
+    jupyter = Path(sys.executable).parent / "jupyter"
+    copy = [str(jupyter), "kernelspec", "install", str(spec_dir), "--name", "copied", "--prefix", str(tmp_path)]
+    done = subprocess.run(copy, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
+    with kernel(stock_device, kernel_name="copied") as running:
+        result = running.run("import sys; sys.version_info[0]")
+        assert result.status == "ok" and result.result == "3", result.reply
 
 
 def test_a_classroom_kernelspec_runs_on_its_own_device(
@@ -37,7 +48,7 @@ def test_a_classroom_kernelspec_runs_on_its_own_device(
     spec = json.loads((spec_dir / "kernel.json").read_text())
     assert spec["display_name"] == "xrpyc: lab-board-3"
     assert spec["env"] == {"XRPYC_DEVICE": f"127.0.0.1:{stock_device}"}
-    assert Path(spec["argv"][0]).is_absolute() and spec["argv"][0].endswith("/bin/xrpyc")
+    assert spec["argv"] == [sys.executable, "-m", "xrpyc", "-f", "{connection_file}"]  # this environment's Python
 
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
     monkeypatch.delenv("XRPYC_DEVICE", raising=False)  # the kernelspec's env says where to go

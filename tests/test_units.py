@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from xrpyc.agent import Agent
@@ -144,8 +143,7 @@ def test_bad_connection_files_give_a_clear_message(tmp_path, content: str | None
     path = tmp_path / "connection.json"
     if content is not None:
         path.write_text(content)
-    kernel = Path(sys.executable).parent / "xrpyc"
-    done = subprocess.run([str(kernel), "-f", str(path)], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([sys.executable, "-m", "xrpyc", "-f", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"cannot use the connection file {path}" in done.stderr and message in done.stderr
 

@@ -33,7 +33,7 @@ namespace xrpyc
     {
         py::gil_scoped_acquire acquire;
         py::object kernel_module = py::module_::import("xrpyc.kernel");
-        m_kernel = kernel_module.attr("Kernel")(py::module_::import("xrpyc_native"));
+        m_kernel = kernel_module.attr("Kernel")(py::module_::import("xrpyc._kernel"));
     }
 
     nl::json interpreter::execute(int execution_counter,

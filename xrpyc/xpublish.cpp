@@ -1,19 +1,19 @@
-// The embedded module `xrpyc_native`: what Python needs from the C++ side to
-// publish IOPub messages (stream, display_data, update_display_data,
+// What Python needs from the C++ side (functions of the module xrpyc._kernel)
+// to publish IOPub messages (stream, display_data, update_display_data,
 // clear_output, execute_result, error) through xeus, from the main thread, and
-// display messages from any thread; and to ask the frontend for input. PYBIND11_EMBEDDED_MODULE
-// registers it with a static initializer, before Python starts.
+// display messages from any thread; and to ask the frontend for input.
 
 #include <string>
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "pybind11/embed.h"
+#include "pybind11/pybind11.h"
 #include "pybind11/stl.h"
 #include "xeus/xinput.hpp"
 #include "xeus/xinterpreter.hpp"
 
 #include "xbackground.hpp"
+#include "xpublish.hpp"
 #include "xstdin.hpp"
 
 namespace nl = nlohmann;
@@ -34,9 +34,8 @@ namespace
     }
 }
 
-PYBIND11_EMBEDDED_MODULE(xrpyc_native, m)
+void xrpyc::define_publishing(py::module_& m)
 {
-    m.doc() = "Publish Jupyter IOPub messages from the xrpyc kernel.";
 
     m.def("stream", [](const std::string& name, const std::string& text) {
         interpreter().publish_stream(name, text);

@@ -30,35 +30,22 @@ from importlib import resources
 from pathlib import Path
 
 KERNEL_NAME = "xrpyc"
-# For a kernelspec installed with the package (pip, conda), in
-# <prefix>/share/jupyter/kernels/xrpyc: jupyter_client replaces
-# {resource_dir} with that directory, so the kernel is found in <prefix>/bin
-# whether or not the environment is on PATH, and wherever it was installed.
-RELATIVE_EXECUTABLE = "{resource_dir}/../../../../bin/xrpyc"
+# For the kernelspec shipped with the package (wheel, conda), whose Python is
+# not known when it is built: jupyter_client replaces a bare "python" with its
+# own sys.executable, as for ipykernel's, so the spec still works once copied
+# (`jupyter kernelspec install`) and in clients that substitute nothing.
+SHIPPED_PYTHON = "python"
 TOKEN_FILE = "token"  # in the kernelspec's directory, when it has a token
 # What xeus 2.4.1 speaks (its kernel_info reply's protocol_version; tests/test_kernelspec.py compares).
 KERNEL_PROTOCOL_VERSION = "5.3"
 
 
-def kernel_executable() -> Path:
-    """The `xrpyc` executable of this environment (next to its python), else the one on PATH."""
-    candidate = Path(sys.prefix) / "bin" / "xrpyc"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("xrpyc")
-    if found is None:
-        raise SystemExit(
-            f"xrpyc.install: no 'xrpyc' executable in {candidate.parent} or on PATH; build it first (make)."
-        )
-    return Path(found).resolve()
-
-
-def kernel_json(executable: str, display_name: str, env: dict[str, str] | None = None) -> dict:
+def kernel_json(python: str, display_name: str, env: dict[str, str] | None = None) -> dict:
     spec = {
-        # An absolute path (or one relative to the spec): Jupyter servers
-        # started without this environment on PATH (JupyterHub,
-        # `.venv/bin/jupyter lab`) still find the kernel.
-        "argv": [executable, "-f", "{connection_file}"],
+        # The kernel is the package's extension module, run by `python`: an
+        # absolute path from `python -m xrpyc.install`, so that Jupyter servers
+        # of another environment (JupyterHub, a system jupyter) use this one.
+        "argv": [python, "-m", "xrpyc", "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
@@ -70,7 +57,7 @@ def kernel_json(executable: str, display_name: str, env: dict[str, str] | None =
     return spec
 
 
-def write_spec(spec_dir: Path, executable: str, display_name: str, env: dict[str, str] | None = None) -> None:
+def write_spec(spec_dir: Path, python: str, display_name: str, env: dict[str, str] | None = None) -> None:
     """kernel.json and the logos (32, 64, SVG) in `spec_dir`; env's XRPYC_TOKEN in a private file (module doc)."""
     spec_dir.mkdir(parents=True, exist_ok=True)
     # Whoever can write here can change the kernel's command line, or its token.
@@ -81,7 +68,7 @@ def write_spec(spec_dir: Path, executable: str, display_name: str, env: dict[str
         token_file = spec_dir.resolve() / TOKEN_FILE
         _write_private(token_file, token + "\n")
         env["XRPYC_TOKEN_FILE"] = str(token_file)
-    spec = kernel_json(executable, display_name, env or None)
+    spec = kernel_json(python, display_name, env or None)
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
     for logo in resources.files("xrpyc").joinpath("resources").iterdir():
         if logo.name.startswith("logo-"):
@@ -106,14 +93,14 @@ def install(
 ) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
-    executable = str(kernel_executable())
+    python = sys.executable
     public = {key: value for key, value in (env or {}).items() if key != "XRPYC_TOKEN"}
     with tempfile.TemporaryDirectory() as tmp:
         spec_dir = Path(tmp) / name
-        write_spec(spec_dir, executable, display_name, public)
+        write_spec(spec_dir, python, display_name, public)
         path = KernelSpecManager().install_kernel_spec(str(spec_dir), name, user=user, prefix=prefix)
     if public != (env or {}):  # a token: written where it stays, so that kernel.json can name its path
-        write_spec(Path(path), executable, display_name, env)
+        write_spec(Path(path), python, display_name, env)
     return path
 
 
@@ -152,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--sys-prefix", action="store_true", help=f"install into this environment ({sys.prefix})")
     where.add_argument("--prefix", help="install under PREFIX/share/jupyter/kernels")
     where.add_argument(
-        "--write-spec", metavar="DIR", help="only write the kernelspec into DIR, finding the kernel relative to it"
+        "--write-spec", metavar="DIR", help="only write the kernelspec into DIR, run by Jupyter's own python"
     )
     parser.add_argument("--name", default=KERNEL_NAME, help="kernelspec name (default: %(default)s)")
     parser.add_argument("--display-name", default=None, help="name shown in the kernel picker (default: the name)")
@@ -175,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     display_name = args.display_name or args.name
     env = dict(args.env) or None
     if args.write_spec:
-        write_spec(Path(args.write_spec), RELATIVE_EXECUTABLE, display_name, env)
+        write_spec(Path(args.write_spec), SHIPPED_PYTHON, display_name, env)
         return 0
     path = install(user=args.user, prefix=prefix, name=args.name, display_name=display_name, env=env)
     print(f"Installed kernelspec {args.name} in {path}")

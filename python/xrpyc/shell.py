@@ -1,8 +1,8 @@
 """What the kernel does with execute, complete, inspect and is_complete requests.
 
 Each public method answers one Jupyter request and returns the reply content
-as JSON text. IOPub messages go out through `native`, the embedded
-`xrpyc_native` module (or any object with the same functions, in tests).
+as JSON text. IOPub messages go out through `native`, the C++
+kernel's `xrpyc._kernel` module (or any object with the same functions, in tests).
 Nothing here may raise for something a user typed: every failure becomes an
 error reply with a message that says what happened.
 """
