@@ -25,8 +25,8 @@ Needs PyYAML; exit status 0 when every check passed.
 from __future__ import annotations
 
 import argparse
-import json
 import importlib.util
+import json
 import re
 import subprocess
 import sys
