@@ -76,6 +76,7 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_completion.py
 	$(PY) bench/bench_device.py
 	$(PY) bench/bench_interrupt.py
+	$(PY) bench/bench_host.py
 
 clean:
 	rm -rf build $(VENV)
