@@ -1,11 +1,12 @@
 """A class on a real JupyterHub: three students, each with a board of their own, then the idle culler.
 
 JupyterHub runs examples/classroom/jupyterhub_config.py (the file docs/classroom.md shows) as it is, plus a
-second config file that changes only what one Unix user on one test machine needs: DummyAuthenticator and
-SimpleLocalProcessSpawner (all students are this user: no isolation between them, see docs/classroom.md),
-loopback ports, the proxy from build/node_modules (`make test` installs it from npm), and a service token for
-the test, which plays the teacher through the Hub's REST API. Each student's kernel is driven as JupyterLab
-does: the single-user server's kernels REST API and its websocket, with that student's own API token.
+second config file (TEST_CONFIG) that changes only what one Unix user on one test machine needs: DummyAuthenticator
+and SimpleLocalProcessSpawner (all students are this user: no isolation between them, see docs/classroom.md),
+`--allow-root` when that user is root, loopback ports, the proxy from build/node_modules (`make test` installs it
+from npm), activity reported every second instead of every 5 minutes (the timeouts are seconds here), and a
+service token for the test, which plays the teacher through the Hub's REST API. Each student's kernel is driven
+as JupyterLab does: the single-user server's kernels REST API and its websocket, with that student's own API token.
 """
 
 from __future__ import annotations
@@ -32,16 +33,13 @@ from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "classroom" / "jupyterhub_config.py"
+DOC = ROOT / "docs" / "classroom.md"
 PROXY = ROOT / "build" / "node_modules" / ".bin" / "configurable-http-proxy"
 STUDENTS = ("ada", "alan", "barbara")
 # s: kernels are culled first (idle, no websocket), then servers; long enough for the cells below
 KERNEL_IDLE_TIMEOUT, IDLE_TIMEOUT = 3, 10
 DEADLINE = 45.0  # s for any one thing to happen (a server to start, the culler to come): "does not hang"
 
-pytestmark = [
-    pytest.mark.timeout(150),
-    pytest.mark.skipif(not PROXY.exists(), reason=f"no {PROXY.relative_to(ROOT)}: `make test` installs it (npm)"),
-]
 
 TEST_CONFIG = """\
 c = get_config()  # noqa: F821
@@ -209,6 +207,12 @@ async def run_cell(url: str, token: str, kernel_id: str, code: str) -> tuple[str
         socket.close()
 
 
+def test_the_doc_shows_the_config_the_hub_runs() -> None:
+    assert f"```python\n{CONFIG.read_text()}```" in DOC.read_text()
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.skipif(not PROXY.exists(), reason=f"no {PROXY.relative_to(ROOT)}: `make test` installs it (npm)")
 def test_each_student_runs_on_their_own_board_until_the_culler_stops_them(tmp_path: Path) -> None:
     with student_boards(tmp_path) as board_of, hub(tmp_path, board_of) as started:
         listed = {user["name"] for user in started.api("GET", "/users").json()}
@@ -255,7 +259,7 @@ def test_each_student_runs_on_their_own_board_until_the_culler_stops_them(tmp_pa
         )
         for name, process in servers.items():
             wait_until(f"{name}'s server exits", lambda process=process: not _alive(process))
-        assert not [p for p in psutil.Process(started.process.pid).children(recursive=True) if _is_kernel(p)]
+        assert not started_by_students(tmp_path / "home")
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -264,7 +268,12 @@ def _alive(process: psutil.Process) -> bool:
     return False
 
 
-def _is_kernel(process: psutil.Process) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return Path(process.exe()).name == "xrpyc" or "xrpyc.device" in " ".join(process.cmdline())
-    return False
+def started_by_students(homes: Path) -> list[str]:
+    """Processes still running with a student's home under `homes` (SimpleLocalProcessSpawner's HOME, which their
+    kernels and private devices inherit), wherever they are in the process tree: an orphan is under PID 1."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if Path(process.environ().get("HOME", "/")).parent == homes and _alive(process):
+                found.append(" ".join(process.cmdline()))
+    return found
