@@ -131,8 +131,10 @@ def main() -> None:
         rows.append((kind, pss, rss, processes))
         log(f"  {kind.label}: {time.monotonic() - began:.0f} s")
     print("\n".join(machine_lines()) + "\n")
-    print(f"| {args.count} idle kernels, each connected and after one cell | total PSS (MiB) | PSS per kernel "
-          "| total RSS (MiB) | processes |")
+    print(
+        f"| {args.count} idle kernels, each connected and after one cell | total PSS (MiB) | PSS per kernel "
+        "| total RSS (MiB) | processes |"
+    )
     print("|---|---:|---:|---:|---:|")
     for kind, pss, rss, processes in rows:
         print(f"| {kind.label} | {pss:,.0f} | {pss / args.count:.1f} | {rss:,.0f} | {processes} |")
