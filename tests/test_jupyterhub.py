@@ -175,37 +175,41 @@ def server_process(started: Hub, name: str) -> psutil.Process:
     return psutil.Process(started.api("GET", f"/users/{name}").json()["servers"][""]["state"]["pid"])
 
 
-async def run_cell(url: str, token: str, kernel_id: str, code: str) -> tuple[str | None, str]:
-    """(text/plain result, stderr and error text) of `code` run through the server's kernel websocket."""
+async def run_cells(url: str, token: str, kernel_id: str, *cells: str) -> list[tuple[str | None, str]]:
+    """(text/plain result, stderr and error text) of each cell, run one after the other through one connection to
+    the server's kernel websocket (as a notebook tab does)."""
     session = Session()
     request = HTTPRequest(
         f"{url.replace('http', 'ws', 1)}/api/kernels/{kernel_id}/channels?session_id={session.session}",
         headers={"Authorization": f"token {token}"},
     )
     socket = await websocket_connect(request)
+    outcomes = []
     try:
-        message = session.msg("execute_request", {"code": code, "silent": False, "store_history": True})
-        socket.write_message(json.dumps({**message, "channel": "shell"}, default=str))
-        msg_id = message["header"]["msg_id"]
-        result, error, replied, idle = None, [], False, False
-        while not (replied and idle):
-            raw = await asyncio.wait_for(socket.read_message(), DEADLINE)
-            assert raw is not None, "the kernel websocket closed"
-            reply = json.loads(raw)
-            if reply["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = reply["msg_type"], reply["content"]
-            if kind == "stream" and content["name"] == "stderr":
-                error.append(content["text"])
-            elif kind == "execute_result":
-                result = content["data"]["text/plain"]
-            elif kind == "error":
-                error.append(f"{content['ename']}: {content['evalue']}")
-            elif kind == "execute_reply":
-                replied = True
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
-        return result, "".join(error)
+        for code in cells:
+            message = session.msg("execute_request", {"code": code, "silent": False, "store_history": True})
+            socket.write_message(json.dumps({**message, "channel": "shell"}, default=str))
+            msg_id = message["header"]["msg_id"]
+            result, error, replied, idle = None, [], False, False
+            while not (replied and idle):
+                raw = await asyncio.wait_for(socket.read_message(), DEADLINE)
+                assert raw is not None, "the kernel websocket closed"
+                reply = json.loads(raw)
+                if reply["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind, content = reply["msg_type"], reply["content"]
+                if kind == "stream" and content["name"] == "stderr":
+                    error.append(content["text"])
+                elif kind == "execute_result":
+                    result = content["data"]["text/plain"]
+                elif kind == "error":
+                    error.append(f"{content['ename']}: {content['evalue']}")
+                elif kind == "execute_reply":
+                    replied = True
+                elif kind == "status" and content["execution_state"] == "idle":
+                    idle = True
+            outcomes.append((result, "".join(error)))
+        return outcomes
     finally:
         socket.close()
 
@@ -221,31 +225,37 @@ def test_each_student_runs_on_their_own_board_until_the_culler_stops_them(tmp_pa
         listed = {user["name"] for user in started.api("GET", "/users").json()}
         assert set(STUDENTS) <= listed  # from the class list: allowed_users
 
-        tokens = {name: start_server(started, name) for name in STUDENTS}
-        servers = {name: server_process(started, name) for name in STUDENTS}
+        # One student after the other, each from the start of their server to their last cell without a pause:
+        # the idle timeouts here are seconds, and a student who waits is culled.
+        servers: dict[str, psutil.Process] = {}
         kernels: dict[str, psutil.Process] = {}
         workers: dict[str, psutil.Process] = {}  # each student's worker process on their board
         for name in STUDENTS:
-            url, auth = f"{started.url}/user/{name}", {"Authorization": f"token {tokens[name]}"}
+            token = start_server(started, name)
+            servers[name] = server_process(started, name)
+            url, auth = f"{started.url}/user/{name}", {"Authorization": f"token {token}"}
             response = requests.post(f"{url}/api/kernels", json={"name": "xrpyc"}, headers=auth, timeout=30)
             assert response.status_code == 201, response.text
-            kernel_id = response.json()["id"]
-
+            other = STUDENTS[(STUDENTS.index(name) + 1) % len(STUDENTS)]
+            (pid, error), (_, refused), (pid_after, _) = asyncio.run(
+                run_cells(
+                    url,
+                    token,
+                    response.json()["id"],
+                    "import os\nos.getpid()",
+                    f'$connect("127.0.0.1:{board_of[other].port}")',
+                    "os.getpid()",
+                )
+            )
             # The cell ran in a process of this student's board, from a kernel of this student's server.
-            pid, error = asyncio.run(run_cell(url, tokens[name], kernel_id, "import os\nos.getpid()"))
             assert not error, error
             workers[name] = psutil.Process(int(pid))
             assert board_of[name].process.pid in {p.pid for p in workers[name].parents()}
-            (kernel,) = servers[name].children()
-            kernels[name] = kernel
-
-            # Another student's board refuses this student's token; their server refuses their API token.
-            other = STUDENTS[(STUDENTS.index(name) + 1) % len(STUDENTS)]
-            connect = f'$connect("127.0.0.1:{board_of[other].port}")'
-            _, error = asyncio.run(run_cell(url, tokens[name], kernel_id, connect))
-            assert "refused the token" in error
-            pid_after, _ = asyncio.run(run_cell(url, tokens[name], kernel_id, "os.getpid()"))
-            assert pid_after == pid  # still on the student's own board
+            (kernels[name],) = servers[name].children()
+            # Another student's board refuses this student's token, and the kernel stays on its own board.
+            assert "refused the token" in refused
+            assert pid_after == pid
+            # Another student's server refuses this student's API token.
             foreign = requests.get(
                 f"{started.url}/user/{other}/api/kernels", headers=auth, timeout=30, allow_redirects=False
             )
