@@ -11,7 +11,8 @@
 #                   "alan": {"device": "192.168.1.22:18812", "token_file": "/home/alan/.xrpyc-token"}}}
 #
 # tests/test_jupyterhub.py runs this file as it is, with a second file that changes only the
-# authenticator and spawner (one Unix user there), the ports, the proxy's path and a test service.
+# authenticator and spawner (one Unix user there), the ports, the proxy's path, how often activity is
+# reported, and adds a service for the test.
 import json
 import os
 import sys
