@@ -149,6 +149,8 @@ def hub(directory: Path, boards: dict[str, Board]) -> Iterator[Hub]:
         with contextlib.suppress(psutil.NoSuchProcess):
             descendants = {p.pid: p for p in psutil.Process(process.pid).children(recursive=True)}
         stop(process, timeout=15)
+        # Also what the students started that left the Hub's tree (a kernel whose server died is under PID 1).
+        descendants.update((p.pid, p) for p in started_by_students(directory / "home"))
         for leftover in descendants.values():
             with contextlib.suppress(psutil.NoSuchProcess):
                 leftover.kill()
@@ -272,7 +274,7 @@ def test_each_student_runs_on_their_own_board_until_the_culler_stops_them(tmp_pa
         )
         for name, process in servers.items():
             wait_until(f"{name}'s server exits", lambda process=process: not _alive(process))
-        assert not started_by_students(tmp_path / "home")
+        assert not [" ".join(p.cmdline()) for p in started_by_students(tmp_path / "home")]
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -281,12 +283,12 @@ def _alive(process: psutil.Process) -> bool:
     return False
 
 
-def started_by_students(homes: Path) -> list[str]:
+def started_by_students(homes: Path) -> list[psutil.Process]:
     """Processes still running with a student's home under `homes` (SimpleLocalProcessSpawner's HOME, which their
     kernels and private devices inherit), wherever they are in the process tree: an orphan is under PID 1."""
     found = []
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
             if Path(process.environ().get("HOME", "/")).parent == homes and _alive(process):
-                found.append(" ".join(process.cmdline()))
+                found.append(process)
     return found
