@@ -52,8 +52,13 @@ demo: all
 	$(PY) examples/run_notebook.py examples/01-getting-started.ipynb
 
 MEDIA_DEPS := ../shared/fixtures/install-media-deps
+# JupyterHub's proxy for tests/test_jupyterhub.py, from npm (node and npm are on the machine), project-local.
+HUB_PROXY := build/node_modules/.bin/configurable-http-proxy
 
-test: all
+$(HUB_PROXY):
+	npm install --prefix build --no-save --no-audit --no-fund --loglevel=error configurable-http-proxy@5.3.0
+
+test: all $(HUB_PROXY)
 	@# The RTSP and MJPEG test servers' Debian packages (the video tests skip without them).
 	@if [ -x $(MEDIA_DEPS) ]; then $(MEDIA_DEPS); fi
 	$(VENV)/bin/ruff check -q python tests bench examples
@@ -75,6 +80,7 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_device.py
 	$(PY) bench/bench_interrupt.py
 	$(PY) bench/bench_first_cell.py
+	$(PY) bench/bench_host.py
 
 # manylinux wheels for CPython 3.11-3.13 in dist/ (cmake/build-wheel.sh), then
 # the proof: the cp312 one in a clean venv, Debian's xeus/zmq/ssl hidden.

@@ -179,11 +179,12 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.stdout.close()
 
 
-def device_command(mjpeg_port: str = "0") -> list[str]:
-    """An xrpyc-device on a free port; its MJPEG live view on `mjpeg_port` ("0": none, "auto": a free port)."""
+def device_command(mjpeg_port: str = "0", *options: str) -> list[str]:
+    """An xrpyc-device on a free port with `options`; its MJPEG live view on `mjpeg_port` ("0": none, "auto": a
+    free port)."""
     script = Path(sys.executable).with_name("xrpyc-device")
     program = [str(script)] if script.exists() else [sys.executable, "-m", "xrpyc.device"]
-    return [*program, "--host", LOOPBACK, "--port", "0", "--mjpeg-port", mjpeg_port]
+    return [*program, "--host", LOOPBACK, "--port", "0", "--mjpeg-port", mjpeg_port, *options]
 
 
 def read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
@@ -195,11 +196,11 @@ def read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def xrpyc_device(mjpeg_port: str = "0") -> Iterator[str]:
-    """An xrpyc-device on a free loopback port, for one kernel; yields "127.0.0.1:PORT"."""
+def xrpyc_device(mjpeg_port: str = "0", *options: str) -> Iterator[str]:
+    """An xrpyc-device on a free loopback port (for one kernel unless `options` say more); yields "127.0.0.1:PORT"."""
     # Unbuffered: a buffered reader would take the READY line along with the MJPEG one, out of select()'s sight.
     process = subprocess.Popen(
-        device_command(mjpeg_port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0
+        device_command(mjpeg_port, *options), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0
     )
     try:
         line = read_first_line(process, DEVICE_READY_TIMEOUT)
