@@ -108,7 +108,7 @@ def test_a_name_that_is_html_is_shown_as_text(stock_device: int, boards: tuple[i
         assert running.run(f"$connect('127.0.0.1:{left}', name='{name}')").status == "ok"
         result = running.run(f"$on('{name}')\nprint('<b>hi</b>')")
         assert result.status == "ok", result.messages
-        (area,) = [m["content"]["data"] for m in result.messages if m["msg_type"] == "update_display_data"][-1:]
+        area = areas(result)[name]
         assert "<img" not in area["text/html"] and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in area[
             "text/html"]  # fmt: skip
         assert "&lt;b&gt;hi&lt;/b&gt;" in area["text/html"] and "<b>hi" not in area["text/html"]
@@ -132,9 +132,20 @@ def test_on_runs_everywhere_with_an_area_each(three: RunningKernel, stock_device
     assert len(pids) == 3  # three devices, three processes
     # No output outside the areas: streams and results are in them.
     assert result.stream() == "" and result.of_type("execute_result") == []
-    # One display per device, updated in place.
+    # One display per device (a quick cell shows each once, when done).
     firsts = [m["content"]["transient"]["display_id"] for m in result.messages if m["msg_type"] == "display_data"]
     assert len(firsts) == len(set(firsts)) == 3
+    # A longer one shows them at once, then updates each in place as its device goes on.
+    slow = three.run("$on(all)\nimport time\nprint('a', flush=True)\ntime.sleep(0.5)\nprint('b')")
+    kinds = [(m["msg_type"], m["content"]["transient"]["display_id"]) for m in slow.messages
+             if m["msg_type"] in ("display_data", "update_display_data")]  # fmt: skip
+    ids = [display_id for kind, display_id in kinds if kind == "display_data"]
+    assert len(ids) == 3 and kinds[:3] == [("display_data", display_id) for display_id in ids]
+    assert {display_id for kind, display_id in kinds[3:]} == set(ids)
+    assert all(kind == "update_display_data" for kind, _ in kinds[3:])
+    for data in areas(slow).values():
+        assert data["text/plain"].endswith("\na\nb") and ": ok (0." in data["text/plain"]
+    assert any("running" in m["content"]["data"]["text/plain"] for m in slow.messages if "data" in m["content"])
     # Each device keeps its own namespace: a value set in an $on cell stays there.
     three.run('$on("left", "right")\nmine = os.getpid()')
     assert three.run('$use("left")\nmine == os.getpid()').result == "True"

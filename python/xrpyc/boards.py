@@ -106,8 +106,8 @@ class Boards:
         From any thread ($on connects in each device's own); `attempt`, when given, is the
         attempt an interrupt cancels.
         """
-        device = board.device
-        if device is not None and not device.closed and device.alive():
+        device = self.live(board)
+        if device is not None:
             return device, ""
         self.drop(board)
         device = self._shell._open_device(board.address, board.key, credentials=board.credentials, attempt=attempt)
@@ -117,6 +117,12 @@ class Boards:
             "namespace there is new, and variables from before are gone.\n"
         )  # fmt: skip
         return device, notice
+
+    @staticmethod
+    def live(board: Board) -> Device | None:
+        """The board's device if its connection is up (no round trip: see Device.alive)."""
+        device = board.device
+        return device if device is not None and not device.closed and device.alive() else None
 
     @staticmethod
     def drop(board: Board) -> None:

@@ -429,10 +429,12 @@ class Shell:
         for name in self.boards.targets(on.args, "$on"):
             if name == DEFAULT:
                 device = self._ensure_default()  # here: it may start the private device, and has notices
-                targets.append(Target(name, str(device.address), lambda _, d=device: (d, ""), self._drop_device))
+                targets.append(Target(name, str(device.address), lambda d=device: d, lambda _, d=device: (d, ""),
+                                      self._drop_device))  # fmt: skip
             else:
                 board = self.boards.named[name]
-                targets.append(Target(name, str(board.address), lambda attempt, b=board: self.boards.ensure(b, attempt),
+                targets.append(Target(name, str(board.address), lambda b=board: self.boards.live(b),
+                                      lambda attempt, b=board: self.boards.ensure(b, attempt),
                                       lambda b=board: self.boards.drop(b)))  # fmt: skip
         self._on = OnCell(self.native, targets, rest[0].text, f"In[{execution_count}]")
         try:
