@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -252,3 +253,31 @@ def test_upload_to_all_goes_on_past_a_failure(three: RunningKernel, tmp_path: Pa
 def test_video_of_a_named_device_without_a_view(three: RunningKernel) -> None:
     result = three.run('$video("left")')
     assert result.error["ename"] == "CommandError" and "no live view" in result.error["evalue"]
+
+
+def test_live_views_of_two_boards_side_by_side() -> None:
+    pytest.importorskip("av")
+    with xrpyc_device(0, "--mjpeg-port", "auto") as left, xrpyc_device(0, "--mjpeg-port", "auto") as right, \
+            kernel(left) as running:  # fmt: skip
+        running.run(f'$connect("127.0.0.1:{left}", name="<i>left</i>")')
+        running.run(f'$connect("127.0.0.1:{right}", name="right")')
+        started = running.run('$video(["<i>left</i>", "right"], fps=10)')
+        assert started.status == "ok", started.messages
+        show = ("$on(all)\nimport time\nfrom PIL import Image\nfrom xrpyc.device import display\n"
+                "for i in range(10):\n    display.show(Image.new('RGB', (64, 48), (i * 20, 9, 0)))\n    time.sleep(.1)")
+        running.kc.execute(show)  # not run(): it would swallow the $video cell's messages meanwhile
+        parent = started.reply["parent_header"]["msg_id"]
+        frames: list[dict] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(m["content"]["data"]["text/html"].count("<img") == 2
+                                                      for m in frames):  # fmt: skip
+            with contextlib.suppress(Exception):
+                message = running.kc.get_iopub_msg(timeout=0.5)
+                if message["parent_header"].get("msg_id") == parent and "data" in message["content"]:
+                    frames.append(message)
+        ids = {m["content"]["transient"]["display_id"] for m in frames}
+        assert len(ids) == 1 and frames[0]["msg_type"] == "display_data"  # one display for the row
+        page = frames[-1]["content"]["data"]["text/html"]
+        assert page.count('<img src="data:image/jpeg;base64,') == 2
+        assert "<figcaption>&lt;i&gt;left&lt;/i&gt;</figcaption>" in page and "<i>" not in page
+        assert running.run("$video.stop()").stream() == "stopped 2 video streams\n"

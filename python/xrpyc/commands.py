@@ -194,7 +194,8 @@ def exec_(kernel: Shell, code: str) -> None:
     '$video("url", fps=30, width=640, record=None, overwrite=False)',
     'play an RTSP/MJPEG stream in the background ("device": its live view); record="file.mp4" saves it',
     also=(
-        ('$video("left")', "play the live view of the device named left (several play side by side)"),
+        ('$video("left")', "play the live view of the device named left"),
+        ('$video(["left", "right"])', "play several views (names or URLs) side by side in one display"),
         ("$video()", "list the streams playing"),
         ("$video(True)", "show the device's live view while cells run"),
         ("$video(False)", "stop showing it"),
@@ -208,9 +209,6 @@ def video(
     record: str | None = None,
     overwrite: bool = False,
 ) -> None:
-    from .video import DEFAULT_OPTIONS
-    from .videoviews import LIVE_VIEW_TIMEOUT
-
     usage = REGISTRY["video"].usage
     if source is None:
         kernel.write("stdout", kernel.videos.describe())
@@ -222,21 +220,18 @@ def video(
             kernel.videos.stop_live_view()
         kernel.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
         return
-    _check("url", source, str, 'a stream URL (rtsp://, http://), "device", or True/False', usage)
     _check("fps", fps, (int, float), "a number of frames per second", usage)
-    # A device's live view sends a frame only when its picture changes: silence is normal there.
-    timeout = DEFAULT_OPTIONS.timeout
-    if source == "device" or source == "default" or source in kernel.boards.named:
-        # A device's own live view: the one plain cells run on, or the one named.
-        url = (kernel.ensure_device() if source == "device" else kernel.device_named(source)).video_url
-        if url is None:
-            raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
-        source, timeout = url, LIVE_VIEW_TIMEOUT
     _check("width", width, int, "a number of pixels", usage)
-    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://", "maix-rtsp://")):
-        raise CommandError(f"$video: {source!r} is not an rtsp://, http:// or maix-rtsp:// URL. Usage: {usage}")
     if not (0 < fps <= 60 and 16 <= width <= 4096):
         raise CommandError(f"$video: fps must be in (0, 60] and width in [16, 4096]. Usage: {usage}")
+    if isinstance(source, (list, tuple)):
+        if not 1 <= len(source) <= 16 or record is not None:
+            raise CommandError(f"$video: side by side takes 1 to 16 sources, and records none. Usage: {usage}")
+        from .transfer import shown
+
+        kernel.videos.start_row([(shown(str(each)), *_video_source(kernel, each)) for each in source], fps, width)
+        return
+    source, timeout = _video_source(kernel, source)
     if not isinstance(overwrite, bool):
         raise CommandError(f"$video: overwrite must be True or False. Usage: {usage}")
     recorder = None
@@ -255,6 +250,25 @@ def video(
     kernel.videos.start(source, float(fps), width, timeout, recorder)
     if recorder is not None:
         kernel.write("stdout", f"recording to {recorder.path}\n")
+
+
+def _video_source(kernel: Shell, source: Any) -> tuple[str, float]:
+    """The URL of `source` (a URL, "device", or a connection's name: its live view) and its read timeout."""
+    from .video import DEFAULT_OPTIONS
+    from .videoviews import LIVE_VIEW_TIMEOUT
+
+    usage = REGISTRY["video"].usage
+    _check("url", source, str, 'a stream URL (rtsp://, http://), "device", a device\'s name, or True/False', usage)
+    if source == "device" or source == "default" or source in kernel.boards.named:
+        # A device's own live view: the one plain cells run on, or the one named.
+        url = (kernel.ensure_device() if source == "device" else kernel.device_named(source)).video_url
+        if url is None:
+            raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
+        # It sends a frame only when its picture changes: silence is normal there.
+        return url, LIVE_VIEW_TIMEOUT
+    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://", "maix-rtsp://")):
+        raise CommandError(f"$video: {source!r} is not an rtsp://, http:// or maix-rtsp:// URL. Usage: {usage}")
+    return source, DEFAULT_OPTIONS.timeout
 
 
 @command("$video.stop()", "stop the streams started with $video (interrupting the kernel does too)")
