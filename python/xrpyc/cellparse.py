@@ -58,6 +58,16 @@ class Help:
 
 Segment = Union[Code, Command, Help]
 
+
+class _All:
+    """`all` in `$on(all)` and `on=all`: every connected device (the one bare name commands take)."""
+
+    def __repr__(self) -> str:
+        return "all"
+
+
+ALL = _All()
+
 _NAME = re.compile(r"\$(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?P<rest>.*)\Z", re.DOTALL)
 # A dotted name with `?` or `??` before or after it, unindented, perhaps followed by a comment.
 _HELP = re.compile(r"(?P<pre>\?\??)?(?P<name>(?!\d)\w+(?:\.(?!\d)\w+)*)[ \t]*(?P<post>\?\??)?[ \t]*(?:#.*)?\Z")
@@ -157,11 +167,13 @@ def parse_command(text: str, line: int = 0) -> Command:
 def _literal(node: ast.AST) -> Any:
     if isinstance(node, ast.Starred):
         raise ValueError("*arguments are not supported")
+    if isinstance(node, ast.Name) and node.id == "all":
+        return ALL
     try:
         return ast.literal_eval(node)
     except ValueError:
         raise ValueError(
-            f"arguments must be literals (strings, numbers, True/False/None), not {ast.unparse(node)!r}"
+            f"arguments must be literals (strings, numbers, True/False/None) or all, not {ast.unparse(node)!r}"
         ) from None
 
 

@@ -9,9 +9,9 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from .cellparse import Command
+from .cellparse import ALL, Command
 from .security import lookup
-from .session import DEFAULT_TIMEOUT, Address, CellError
+from .session import DEFAULT_TIMEOUT, Address, CellError, DeviceError
 
 if TYPE_CHECKING:
     from .shell import Shell
@@ -81,6 +81,7 @@ def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) ->
 @command(
     '$connect("host[:port]", port=18812, timeout=5, token=None, tls=None, trusted=None)',
     "run the next cells on that device (trusted: show its HTML and scripts as sent)",
+    also=(('$connect("host", name="left")', "connect one more device, named, keeping the others ($use, $on)"),),
 )
 def connect(
     kernel: Shell,
@@ -90,6 +91,7 @@ def connect(
     token: str | None = None,
     tls: bool | str | None = None,
     trusted: bool | None = None,
+    name: str | None = None,
 ) -> None:
     usage = REGISTRY["connect"].usage
     _check("host", host, str, "a string", usage)
@@ -109,11 +111,30 @@ def connect(
         credentials = lookup(address, token, tls, trusted)
     except ValueError as error:
         raise CommandError(f"$connect: {error}. Usage: {usage}") from None
-    kernel.connect(address, float(timeout), credentials)
+    if name is None:
+        kernel.connect(address, float(timeout), credentials)
+        return
+    from .boards import name_problem  # boards imports this module
+
+    problem = name_problem(name)
+    if problem:
+        raise CommandError(f"$connect: {problem}")
+    kernel.say_connected(kernel.boards.add(name, address, float(timeout), credentials), name)
 
 
-@command("$disconnect()", "close the connection; later cells run on the default device")
-def disconnect(kernel: Shell) -> None:
+@command(
+    "$disconnect()",
+    "close the connection; later cells run on the default device",
+    also=(('$disconnect("left")', "close the connection named left (its variables dropped)"),),
+)
+def disconnect(kernel: Shell, name: str | None = None) -> None:
+    from .boards import DEFAULT
+    from .transfer import shown
+
+    if name is not None and name != DEFAULT:
+        board = kernel.boards.remove(name)
+        kernel.write("stdout", f"disconnected {shown(name)} from {board.address} (its variables dropped)\n")
+        return
     left = kernel.address if kernel.device is not None or kernel.explicit else None
     kernel.disconnect()
     if left is None:
@@ -122,6 +143,32 @@ def disconnect(kernel: Shell) -> None:
         kernel.write(
             "stdout", f"disconnected from {left} (its variables dropped); next cells run on {kernel.address}\n"
         )
+
+
+@command('$use("left")', 'run plain cells on the device named left ($use("default"): the unnamed connection)')
+def use(kernel: Shell, name: str) -> None:
+    from .boards import DEFAULT
+    from .transfer import shown
+
+    if name != DEFAULT:
+        kernel.boards.board(name, "$use")
+    kernel.boards.current = name
+    where = kernel.address if name == DEFAULT else kernel.boards.named[name].address
+    kernel.write("stdout", f"plain cells run on {shown(name)} ({where})\n")
+
+
+@command("$devices()", "list the connections: name, address, state, Python (* marks where plain cells run)")
+def devices(kernel: Shell) -> None:
+    kernel.write("stdout", kernel.boards.describe())
+
+
+@command(
+    '$on("left", "right")',
+    "first line of a cell: run the rest of it on these devices at once, each in its own area",
+    also=(("$on(all)", "the same on every device $devices() lists"),),
+)
+def on(kernel: Shell, *names: str) -> None:
+    raise CommandError("$on(...) must be the first line of its cell: it runs the rest of it")
 
 
 @command("$device()", "show the device's address, platform, machine, Python and rpyc versions")
@@ -147,6 +194,8 @@ def exec_(kernel: Shell, code: str) -> None:
     '$video("url", fps=30, width=640, record=None, overwrite=False)',
     'play an RTSP/MJPEG stream in the background ("device": its live view); record="file.mp4" saves it',
     also=(
+        ('$video("left")', "play the live view of the device named left"),
+        ('$video(["left", "right"])', "play several views (names or URLs) side by side in one display"),
         ("$video()", "list the streams playing"),
         ("$video(True)", "show the device's live view while cells run"),
         ("$video(False)", "stop showing it"),
@@ -160,9 +209,6 @@ def video(
     record: str | None = None,
     overwrite: bool = False,
 ) -> None:
-    from .video import DEFAULT_OPTIONS
-    from .videoviews import LIVE_VIEW_TIMEOUT
-
     usage = REGISTRY["video"].usage
     if source is None:
         kernel.write("stdout", kernel.videos.describe())
@@ -174,20 +220,18 @@ def video(
             kernel.videos.stop_live_view()
         kernel.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
         return
-    _check("url", source, str, 'a stream URL (rtsp://, http://), "device", or True/False', usage)
     _check("fps", fps, (int, float), "a number of frames per second", usage)
-    # A device's live view sends a frame only when its picture changes: silence is normal there.
-    timeout = DEFAULT_OPTIONS.timeout
-    if source == "device":
-        url = kernel.ensure_device().video_url
-        if url is None:
-            raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
-        source, timeout = url, LIVE_VIEW_TIMEOUT
     _check("width", width, int, "a number of pixels", usage)
-    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://", "maix-rtsp://")):
-        raise CommandError(f"$video: {source!r} is not an rtsp://, http:// or maix-rtsp:// URL. Usage: {usage}")
     if not (0 < fps <= 60 and 16 <= width <= 4096):
         raise CommandError(f"$video: fps must be in (0, 60] and width in [16, 4096]. Usage: {usage}")
+    if isinstance(source, (list, tuple)):
+        if not 1 <= len(source) <= 16 or record is not None:
+            raise CommandError(f"$video: side by side takes 1 to 16 sources, and records none. Usage: {usage}")
+        from .transfer import shown
+
+        kernel.videos.start_row([(shown(str(each)), *_video_source(kernel, each)) for each in source], fps, width)
+        return
+    source, timeout = _video_source(kernel, source)
     if not isinstance(overwrite, bool):
         raise CommandError(f"$video: overwrite must be True or False. Usage: {usage}")
     recorder = None
@@ -208,6 +252,25 @@ def video(
         kernel.write("stdout", f"recording to {recorder.path}\n")
 
 
+def _video_source(kernel: Shell, source: Any) -> tuple[str, float]:
+    """The URL of `source` (a URL, "device", or a connection's name: its live view) and its read timeout."""
+    from .video import DEFAULT_OPTIONS
+    from .videoviews import LIVE_VIEW_TIMEOUT
+
+    usage = REGISTRY["video"].usage
+    _check("url", source, str, 'a stream URL (rtsp://, http://), "device", a device\'s name, or True/False', usage)
+    if source == "device" or source == "default" or source in kernel.boards.named:
+        # A device's own live view: the one plain cells run on, or the one named.
+        url = (kernel.ensure_device() if source == "device" else kernel.device_named(source)).video_url
+        if url is None:
+            raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
+        # It sends a frame only when its picture changes: silence is normal there.
+        return url, LIVE_VIEW_TIMEOUT
+    if not source.startswith(("rtsp://", "rtsps://", "http://", "https://", "maix-rtsp://")):
+        raise CommandError(f"$video: {source!r} is not an rtsp://, http:// or maix-rtsp:// URL. Usage: {usage}")
+    return source, DEFAULT_OPTIONS.timeout
+
+
 @command("$video.stop()", "stop the streams started with $video (interrupting the kernel does too)")
 def video_stop(kernel: Shell) -> None:
     stopped = kernel.videos.stop_all()
@@ -225,31 +288,61 @@ def _paths(name: str, **paths: str) -> None:
             raise CommandError(f"${name}: the {what} {path!r} is not valid text") from None
 
 
-@command('$upload("local path", "remote path")', "copy a file or directory to the device (default: its directory)")
-def upload(kernel: Shell, source: str, destination: str = ".") -> None:
+def _on(kernel: Shell, command: str, on: Any, many: bool = False) -> list[str | None]:
+    """The connection names that `on=` chooses for a transfer: [None] for where plain cells run."""
+    if on is None:
+        return [None]
+    if on is ALL and not many:
+        raise CommandError(f"${command}: on=all is for $upload (one file to every device); name one device")
+    if on is not ALL and type(on) is not str:
+        usage = REGISTRY[command].usage
+        raise CommandError(f"${command}: on must be a device's name or all, not {on!r}. Usage: {usage}")
+    return list(kernel.boards.targets((on,), f"${command}"))
+
+
+@command(
+    '$upload("local path", "remote path")',
+    "copy a file or directory to the device (default: its directory)",
+    also=(('$upload("model.bin", on="left")', "copy it to the device named left (on=all: to every device)"),),
+)
+def upload(kernel: Shell, source: str, destination: str = ".", on: str | None = None) -> None:
     from .transfer import upload as upload_files  # imported on use: transfer imports this module
 
     _paths("upload", **{"local path": source, "remote path": destination})
-    upload_files(kernel, source, destination)
+    names = _on(kernel, "upload", on, many=True)
+    if on is not ALL:
+        upload_files(kernel, source, destination, names[0])
+        return
+    from .transfer import shown
+
+    failures = []
+    for name in names:
+        try:
+            upload_files(kernel, source, destination, name)
+        except (CommandError, DeviceError) as error:  # the others still get the file
+            failures.append(f"{shown(str(name))}: {error}")
+    if failures:
+        raise CommandError(f"$upload failed on {len(failures)} of {len(names)} devices: " + "; ".join(failures))
 
 
 @command(
     '$download("remote path", "local path")',
     "copy a file or directory from the device (default: into the notebook's directory)",
+    also=(('$download("log.txt", on="left")', "copy it from the device named left"),),
 )
-def download(kernel: Shell, source: str, destination: str = ".") -> None:
+def download(kernel: Shell, source: str, destination: str = ".", on: str | None = None) -> None:
     from .transfer import download as download_files
 
     _paths("download", **{"remote path": source, "local path": destination})
-    download_files(kernel, source, destination)
+    download_files(kernel, source, destination, _on(kernel, "download", on)[0])
 
 
-@command('$ls("remote path")', "list a directory on the device (default: its working directory)")
-def ls(kernel: Shell, path: str = ".") -> None:
+@command('$ls("remote path", on=None)', "list a directory on the device (default: its working directory)")
+def ls(kernel: Shell, path: str = ".", on: str | None = None) -> None:
     from .transfer import list_directory
 
     _paths("ls", **{"remote path": path})
-    list_directory(kernel, path)
+    list_directory(kernel, path, _on(kernel, "ls", on)[0])
 
 
 @command("$help()", "list the $ commands")

@@ -20,6 +20,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from . import commands
+from .boards import DEFAULT, Boards
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
 from .deadline import Attempt
@@ -33,6 +34,7 @@ from .videoviews import VideoViews
 
 if TYPE_CHECKING:
     from .localdevice import PrivateDevice
+    from .oncell import OnCell
 
 # Starts the input_reply value with which an interrupt ends a pending prompt.
 CANCELLED = "\x00xrpyc-interrupted-"
@@ -90,6 +92,9 @@ class Shell:
         # Whether this cell's output already said that something was removed from it (sanitize.py).
         self._removal_noted = False
         self.videos = VideoViews(native)
+        # Named connections beside the unnamed one ($connect(..., name=), $use), and the $on cell running.
+        self.boards = Boards(self)
+        self._on: OnCell | None = None
 
     # -- output ------------------------------------------------------------
 
@@ -150,12 +155,16 @@ class Shell:
             # Kept for reconnects: a token given to $connect is in memory only.
             self.credentials = device.credentials
             self._known.add(address)
+        self.say_connected(device)
+        return device
+
+    def say_connected(self, device: Device, name: str = "") -> None:
+        """The line a $connect answers: what the device is, and its name if it has one."""
         info = dict(device.info())
         trust = " (trusted: its HTML and scripts run in this browser)" if device.credentials.trusted else ""
-        self.write(
-            "stdout", f"Connected to {address}{trust}: {info['machine']}, {info['python']}, rpyc {info['rpyc']}\n"
-        )
-        return device
+        named = f" as {name!r}" if name else ""
+        self.write("stdout", f"Connected to {device.address}{named}{trust}: {info['machine']}, {info['python']}, "
+                             f"rpyc {info['rpyc']}\n")  # fmt: skip
 
     def disconnect(self) -> None:
         """Close the connection and drop this kernel's namespace on the device."""
@@ -186,7 +195,19 @@ class Shell:
                 self._early_failure = (error, time.monotonic())
 
     def ensure_device(self) -> Device:
-        """The connected device: connects on first use, and again after a loss."""
+        """The device plain cells run on ($use): connects on first use, and again after a loss."""
+        return self.device_named(self.boards.current)
+
+    def device_named(self, name: str) -> Device:
+        """The connection `name`'s device (DEFAULT: the unnamed one), connected if it was not."""
+        if name == DEFAULT:
+            return self._ensure_default()
+        device, notice = self.boards.ensure(self.boards.board(name, "$use"))
+        self.write("stderr", notice)
+        return device
+
+    def _ensure_default(self) -> Device:
+        """The unnamed connection's device: connects on first use, and again after a loss."""
         asked = time.monotonic()
         with self._connection_lock:  # a connection being made ahead is waited for
             early, self._early_failure = self._early_failure, None
@@ -258,10 +279,20 @@ class Shell:
         return self._open_device(self.private_device.address, self.key, credentials=self.private_device.credentials)
 
     def _open_device(
-        self, address: Address, key: str, timeout: float = DEFAULT_TIMEOUT, credentials: Credentials | None = None
+        self,
+        address: Address,
+        key: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        credentials: Credentials | None = None,
+        attempt: Attempt | None = None,
     ) -> Device:
-        attempt = self._connecting = Attempt(timeout)
+        """Connect to `address` for namespace `key`; within `attempt` when given (an $on cell's
+        device, in its own thread), else within the kernel's one connection attempt."""
         calls = _DeviceCalls(self, address)
+        if attempt is not None:
+            calls.device = Device.connect(address, key, calls.output, timeout, credentials, calls.input, attempt)
+            return calls.device
+        attempt = self._connecting = Attempt(timeout)
         try:
             calls.device = Device.connect(address, key, calls.output, timeout, credentials, calls.input, attempt)
         finally:
@@ -303,6 +334,9 @@ class Shell:
         if self._connecting is not None:
             self._connecting.cancel()  # wakes the connection attempt, which raises KeyboardInterrupt
             return False
+        if self._on is not None:
+            self._on.interrupt()  # every device of the $on cell
+            return False
         device = self._busy
         if device is None:
             return True
@@ -330,10 +364,15 @@ class Shell:
             self.history.start_cell(execution_count)
         try:
             segments = split_cell(transform_cell(code))
+            if segments and isinstance(segments[0], Command) and segments[0].name == "on":
+                self._run_on(segments, execution_count)
+                return json.dumps({"status": "ok", "payload": [], "user_expressions": {}})
             # A mistyped command stops the cell before any of it runs.
             for segment in segments:
                 if isinstance(segment, Command):
                     commands.check(segment)
+                    if segment.name == "on":
+                        raise CommandError("$on(...) must be the first line of its cell: it runs the rest of it")
             pages: list[dict[str, Any]] = []
             for segment in segments:
                 if isinstance(segment, Code):
@@ -375,6 +414,34 @@ class Shell:
             if self.history is not None and "text/plain" in data:
                 self.history.add_output(data["text/plain"])
 
+    def _run_on(self, segments: list, execution_count: int) -> None:
+        """`$on(names...)` and the rest of the cell, Python run on those devices at once (oncell.py)."""
+        from .oncell import OnCell, Target
+
+        on, rest = segments[0], segments[1:]
+        commands.check(on)
+        if any(not isinstance(segment, Code) for segment in rest):
+            raise CommandError("$on(...) runs the rest of its cell on the devices: Python only, no $ commands "
+                               "or help requests after it (put them in another cell)")  # fmt: skip
+        if not rest:
+            raise CommandError('$on(...) runs the rest of its cell on the devices: write the code below it')
+        targets = []
+        for name in self.boards.targets(on.args, "$on"):
+            if name == DEFAULT:
+                device = self._ensure_default()  # here: it may start the private device, and has notices
+                targets.append(Target(name, str(device.address), lambda d=device: d, lambda _, d=device: (d, ""),
+                                      self._drop_device))  # fmt: skip
+            else:
+                board = self.boards.named[name]
+                targets.append(Target(name, str(board.address), lambda b=board: self.boards.live(b),
+                                      lambda attempt, b=board: self.boards.ensure(b, attempt),
+                                      lambda b=board: self.boards.drop(b)))  # fmt: skip
+        self._on = OnCell(self.native, targets, rest[0].text, f"In[{execution_count}]")
+        try:
+            self._on.run()
+        finally:
+            self._on = None
+
     def _error(self, ename: str, evalue: str, trace: list[str], silent: bool) -> dict[str, Any]:
         if not silent:
             self.native.error(ename, evalue, trace)
@@ -395,6 +462,11 @@ class Shell:
         Reaching a board that went away takes up to the connect timeout (5 s), too long for a
         keystroke. Only the local default device is connected to here: it answers at once.
         """
+        if self.boards.current != DEFAULT:
+            device = self.boards.named[self.boards.current].device
+            if device is not None and not device.closed and device.alive():
+                return device
+            raise DeviceError("not connected; the next cell reconnects")
         if self.device is not None and self.device.alive():
             return self.device
         if self.explicit or not self.address.is_loopback:
@@ -467,9 +539,10 @@ class Shell:
         # The device's Python decides when one is connected (a board's 3.6
         # has no `match`); asking costs a round trip, connecting would cost
         # seconds, so an idle kernel without a device answers for itself.
-        if self.device is not None:
+        device = self.device if self.boards.current == DEFAULT else self.boards.named[self.boards.current].device
+        if device is not None:
             try:
-                return str(self.device.is_complete(text))
+                return str(device.is_complete(text))
             except Exception:  # the device went away: the local parser answers
                 pass
         # Imported here: agent.py (with the device-side sources it imports) is
@@ -485,6 +558,7 @@ class Shell:
             self._connecting.cancel()  # a connection still being made ahead
         with self._connection_lock:
             self.disconnect()  # also drops this kernel's namespace on the device
+            self.boards.close_all()
             if self.private_device is not None:
                 self.private_device.stop()
                 self.private_device = None
@@ -504,11 +578,17 @@ class _DeviceCalls:
         self._ignored = 0
 
     def output(self, chunks: tuple) -> None:
-        if self._in_cell("output"):
+        on = self._shell._on
+        if on is not None and self.device is not None and on.takes(self.device):
+            on.output(self.device, chunks)  # in this device's thread: stored for its area
+        elif self._in_cell("output"):
             assert self.device is not None
             self._shell._on_device_output(self.device, chunks)
 
     def input(self, prompt: str, password: bool) -> tuple:
+        on = self._shell._on
+        if on is not None and self.device is not None and on.takes(self.device):
+            return ("nostdin",)  # one prompt for several devices at once would answer none of them well
         return self._shell._on_input_request(prompt, password) if self._in_cell("a prompt") else ("nostdin",)
 
     def _in_cell(self, what: str) -> bool:

@@ -274,6 +274,7 @@ class _Transfer:
         self.done = 0  # bytes sent (1 MiB at most may still be in flight)
         self.files_done = 0
         self.label = ""
+        self.where = ""  # the device's name and a colon, when the transfer names one (on=)
         self.planned = threading.Event()
         self.started = 0.0
 
@@ -311,7 +312,7 @@ class _Transfer:
             if target_kind and target_kind != "file":
                 raise _error(f"{target} {dst.where} is not a regular file: it was left alone")
             self.items = [_Item(src_full, top, size, mode)]
-            self.label = shown(f"{src_full} → {target}")
+            self.label = self.where + shown(f"{src_full} → {target}")
         else:
             if target_kind not in ("", "dir"):
                 raise _error(f"{target} {dst.where} exists and is not a directory")
@@ -323,7 +324,7 @@ class _Transfer:
             self.items = [
                 _Item(src.path.join(src_full, rel), dst.path.join(top, rel), size, mode) for rel, size, mode in files
             ]
-            self.label = shown(f"{src_full}/ → {target}/")
+            self.label = self.where + shown(f"{src_full}/ → {target}/")
         self.total = sum(item.size for item in self.items)
         with dst.explain("read", root):
             free = dst.call("files_free", root)
@@ -534,11 +535,17 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
 
-def _transfer(shell: Shell, verb: str, source: str, destination: str) -> None:
-    device = shell.ensure_device()
+def _device(shell: Shell, name: str | None) -> Device:
+    """The device named `name` (boards.py), or the one plain cells run on."""
+    return shell.ensure_device() if name is None else shell.device_named(name)
+
+
+def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str | None) -> None:
+    device = _device(shell, name)
     job = _Job(device)
     sides = (_local(), _remote(device)) if verb == "upload" else (_remote(device), _local())
     transfer = _Transfer(verb, *sides, job)
+    transfer.where = "" if name is None else shown(f"{name}: ")
     progress: list[_Progress] = []
 
     def work() -> None:
@@ -563,19 +570,20 @@ def _transfer(shell: Shell, verb: str, source: str, destination: str) -> None:
     (progress or [_Progress(shell, transfer)])[0].finish()
 
 
-def upload(shell: Shell, source: str, destination: str) -> None:
-    """$upload: `source` relative to the kernel's directory, `destination` to the device's."""
-    _transfer(shell, "upload", source, destination)
+def upload(shell: Shell, source: str, destination: str, name: str | None = None) -> None:
+    """$upload: `source` relative to the kernel's directory, `destination` to the device's
+    (the device named `name`, else the one plain cells run on)."""
+    _transfer(shell, "upload", source, destination, name)
 
 
-def download(shell: Shell, source: str, destination: str) -> None:
+def download(shell: Shell, source: str, destination: str, name: str | None = None) -> None:
     """$download: `source` relative to the device's directory, `destination` to the kernel's."""
-    _transfer(shell, "download", source, destination)
+    _transfer(shell, "download", source, destination, name)
 
 
-def list_directory(shell: Shell, path: str) -> None:
+def list_directory(shell: Shell, path: str, name: str | None = None) -> None:
     """$ls: the entries of a directory on the device (or a file's own), sorted by name."""
-    device = shell.ensure_device()
+    device = _device(shell, name)
     side = _remote(device)
 
     def work() -> tuple:

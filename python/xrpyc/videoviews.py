@@ -4,6 +4,7 @@ background until stopped, and the device's own live view, shown while a cell run
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 import threading
@@ -53,6 +54,50 @@ class _CellRouter:
     update_display_data = display_data
 
 
+class SideBySide:
+    """One display with the latest frame of several streams in a row, each captioned (several boards' views).
+
+    Each stream publishes through its own pane; every frame republishes the row
+    (the others' latest frames included), so it suits a few views, not dozens.
+    """
+
+    def __init__(self, native: Any, captions: list[str]) -> None:
+        self._publisher = ThreadPublisher(native)
+        self._captions = captions
+        self._frames: list[str | None] = [None] * len(captions)
+        self._lock = threading.Lock()  # frames come from each stream's thread
+        self._display_id: str | None = None
+
+    def pane(self, index: int) -> Any:
+        row = self
+
+        class Pane:
+            def display_data(self, data: dict, metadata: dict, transient: dict) -> None:
+                if isinstance(data.get("image/jpeg"), str):  # not the readout line
+                    row._show(index, data["image/jpeg"])
+
+            update_display_data = display_data
+
+        return Pane()
+
+    def _show(self, index: int, jpeg: str) -> None:
+        with self._lock:
+            self._frames[index] = jpeg
+            cells = "".join(
+                '<figure style="margin: 0 8px 0 0">'
+                + (f'<img src="data:image/jpeg;base64,{html.escape(frame)}">' if frame else "<div>waiting…</div>")
+                + f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                for caption, frame in zip(self._captions, self._frames)
+            )
+            data = {"text/html": f'<div style="display: flex; flex-wrap: wrap">{cells}</div>',
+                    "text/plain": "live views: " + ", ".join(self._captions)}  # fmt: skip
+            if self._display_id is None:
+                self._display_id = os.urandom(16).hex()
+                self._publisher.display_data(data, {}, {"display_id": self._display_id})
+            else:
+                self._publisher.update_display_data(data, {}, {"display_id": self._display_id})
+
+
 class VideoViews:
     def __init__(self, native: Any) -> None:
         self._native = native
@@ -71,6 +116,16 @@ class VideoViews:
         stream = self._play(url, ThreadPublisher(self._native), options, None, recorder)
         self._streams.append(stream)
         return stream
+
+    def start_row(self, sources: list[tuple[str, str, float]], fps: float, width: int) -> None:
+        """Play several streams side by side in one display: (caption, url, read timeout) each."""
+        from .video import VideoOptions
+
+        self._streams = [stream for stream in self._streams if stream.running]
+        row = SideBySide(self._native, [caption for caption, _, _ in sources])
+        for index, (_, url, timeout) in enumerate(sources):
+            options = VideoOptions(fps=fps, max_width=width, timeout=timeout)
+            self._streams.append(self._play(url, row.pane(index), options, None))
 
     def stop_all(self) -> int:
         """Stop the streams started with $video; returns how many were running."""
