@@ -14,6 +14,7 @@
 #include "xeus/xinterpreter.hpp"
 
 #include "xbackground.hpp"
+#include "xcomms.hpp"
 #include "xstdin.hpp"
 
 namespace nl = nlohmann;
@@ -82,4 +83,6 @@ PYBIND11_EMBEDDED_MODULE(xrpyc_native, m)
     m.def("cancel_input", [](const std::string& value) {
         return xrpyc::cancel_input(value);
     }, py::arg("value"), "End a pending input_request as if the frontend had answered `value` (any thread).");
+
+    xrpyc::define_comm_functions(m);
 }
