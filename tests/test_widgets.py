@@ -142,3 +142,31 @@ def test_control_comm_without_a_device() -> None:
         ui.send("comm_msg", {"comm_id": control, "data": {"method": "request_states"}})
         answer = ui.wait_for(lambda m: m["content"].get("comm_id") == control and m["msg_type"] == "comm_msg")
         assert answer["content"]["data"] == {"method": "update_states", "states": {}, "buffer_paths": {}}
+
+
+ATTACKS = """
+import comm, ipywidgets as w
+html = w.HTML(value='<b>ok</b><img src=x onerror="alert(1)">')
+out = w.Output()
+out.outputs = ({'output_type': 'display_data', 'metadata': {},
+                'data': {'text/html': '<script>alert(2)</script><i>kept</i>', 'text/plain': 'x'}},)
+label = w.Label(value='a', description='<img src=y onmouseover=alert(3)>', description_allow_html=True)
+foreign = comm.create_comm(target_name='jupyter.widget', data={'state': {
+    '_model_module': 'https://evil.example/x.js', '_model_name': 'EvilModel',
+    '_view_module': 'https://evil.example/x.js', '_view_name': 'EvilView'}, 'buffer_paths': []})
+html.value = '<svg onload=alert(4)>'
+"""
+
+
+def test_an_untrusted_devices_widgets_cannot_run_script_in_the_browser() -> None:
+    """HTML widgets, an Output widget's outputs, HTML descriptions and foreign widget modules: what the
+    browser would run from a device's widget messages never reaches it from an untrusted device."""
+    with stock_rpyc_classic() as port, frontend(port) as ui:
+        assert ui.run(ATTACKS).status == "ok"
+        ui.collect(1.0)
+        sent = str([m["content"] for m in ui.seen])
+        for active in ("onerror", "<script", "onload", "evil.example"):
+            assert active not in sent, active
+        assert "<b>ok</b>" in sent and "<i>kept</i>" in sent  # what is harmless still shows
+        # Shown as text, as written (the browser puts it in textContent).
+        assert ui.opened("LabelModel")["data"]["state"]["description_allow_html"] is False
