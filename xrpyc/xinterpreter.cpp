@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "xcall.hpp"
+#include "xcomms.hpp"
 #include "xinterrupt.hpp"
 
 namespace xrpyc
@@ -34,6 +35,7 @@ namespace xrpyc
         py::gil_scoped_acquire acquire;
         py::object kernel_module = py::module_::import("xrpyc.kernel");
         m_kernel = kernel_module.attr("Kernel")(py::module_::import("xrpyc._kernel"));
+        register_comm_targets(comm_manager(), m_kernel.attr("comms"));
     }
 
     nl::json interpreter::execute(int execution_counter,

@@ -13,6 +13,7 @@
 #include "xeus/xinterpreter.hpp"
 
 #include "xbackground.hpp"
+#include "xcomms.hpp"
 #include "xpublish.hpp"
 #include "xstdin.hpp"
 
@@ -81,4 +82,6 @@ void xrpyc::define_publishing(py::module_& m)
     m.def("cancel_input", [](const std::string& value) {
         return xrpyc::cancel_input(value);
     }, py::arg("value"), "End a pending input_request as if the frontend had answered `value` (any thread).");
+
+    xrpyc::define_comm_functions(m);
 }

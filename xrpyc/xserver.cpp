@@ -15,12 +15,16 @@
 #include "xeus/xzmq_serializer.hpp"
 #include "zmq_addon.hpp"
 
+#include "xeus/xinterpreter.hpp"
 #include "xwire.hpp"
 
 namespace xrpyc
 {
     namespace
     {
+        // The server whose start_impl runs (serve_comm_requests).
+        server_zmq* serving = nullptr;
+
         // The message is ours (taken by value); only its accessor is const.
         void pad_date(const xeus::xmessage_base& msg)
         {
@@ -101,6 +105,7 @@ namespace xrpyc
         start_publisher_thread();
         start_heartbeat_thread();
         m_request_stop = false;
+        serving = this;
         publish(std::move(msg), xeus::channel::SHELL);
         serve_requests();
         stop_channels();
@@ -116,6 +121,13 @@ namespace xrpyc
         {
             try
             {
+                if (!m_deferred.empty())
+                {
+                    xeus::xmessage request = std::move(m_deferred.front());
+                    m_deferred.pop_front();
+                    notify_shell_listener(std::move(request));
+                    continue;
+                }
                 zmq::pollitem_t items[] = {{m_controller, 0, ZMQ_POLLIN, 0}, {m_shell, 0, ZMQ_POLLIN, 0}};
                 zmq::poll(&items[0], 2, std::chrono::milliseconds(-1));
                 if (items[0].revents & ZMQ_POLLIN)
@@ -140,6 +152,45 @@ namespace xrpyc
         }
     }
 
+    void server_zmq::serve_comms()
+    {
+        zmq::multipart_t frames;
+        while (!m_request_stop && frames.recv(m_shell, ZMQ_DONTWAIT))
+        {
+            std::optional<xeus::xmessage> request = m_reader.read(frames, "shell");
+            if (!request)
+            {
+                continue;
+            }
+            const std::string type = request->header().value("msg_type", "");
+            xeus::xcomm_manager& comms = xeus::get_interpreter().comm_manager();
+            try
+            {
+                // No busy/idle around them: the kernel is busy with the request that runs.
+                if (type == "comm_msg")
+                {
+                    comms.comm_msg(std::move(*request));
+                }
+                else if (type == "comm_open")
+                {
+                    comms.comm_open(std::move(*request));
+                }
+                else if (type == "comm_close")
+                {
+                    comms.comm_close(std::move(*request));
+                }
+                else
+                {
+                    m_deferred.push_back(std::move(*request));
+                }
+            }
+            catch (std::exception& e)
+            {
+                std::cerr << "xrpyc: " << type << ": " << e.what() << std::endl;
+            }
+        }
+    }
+
     // After an error with stop_on_error, xeus answers the requests queued
     // behind it with an error reply but no busy/idle status, and clients
     // wait for the idle one (jupyter_client's execute_interactive hangs,
@@ -148,12 +199,26 @@ namespace xrpyc
     void server_zmq::abort_queue_impl(const listener& reply, long polling_interval)
     {
         zmq::multipart_t frames;
-        while (frames.recv(m_shell, ZMQ_DONTWAIT))
+        while (true)
         {
-            std::optional<xeus::xmessage> request = m_reader.read(frames, "shell");
-            if (!request)
+            // Those serve_comms put aside first: they came before.
+            std::optional<xeus::xmessage> request;
+            if (!m_deferred.empty())
             {
-                continue;
+                request = std::move(m_deferred.front());
+                m_deferred.pop_front();
+            }
+            else if (frames.recv(m_shell, ZMQ_DONTWAIT))
+            {
+                request = m_reader.read(frames, "shell");
+                if (!request)
+                {
+                    continue;
+                }
+            }
+            else
+            {
+                break;
             }
             nl::json parent = request->header();
             publish_status(parent, "busy");
@@ -170,6 +235,14 @@ namespace xrpyc
         }
     }
 
+    void serve_comm_requests()
+    {
+        if (serving != nullptr)
+        {
+            serving->serve_comms();
+        }
+    }
+
     void server_zmq::publish_status(nl::json parent, const char* state)
     {
         nl::json header = xeus::make_header("status", xeus::get_user_name(), m_session_id);
@@ -177,6 +250,15 @@ namespace xrpyc
                                         nl::json::object(), nl::json{{"execution_state", state}},
                                         xeus::buffer_sequence()),
                      xeus::channel::SHELL);
+    }
+}
+
+#else
+
+namespace xrpyc
+{
+    void serve_comm_requests()
+    {
     }
 }
 

@@ -20,6 +20,7 @@
 
 #if XEUS_VERSION_MAJOR == 2
 
+#include <deque>
 #include <string>
 
 #include "nlohmann/json.hpp"
@@ -48,14 +49,30 @@ namespace xrpyc
         void start_impl(xeus::xpub_message msg) override;
         void abort_queue_impl(const listener& reply, long polling_interval) override;
 
+    public:
+        // See serve_comm_requests.
+        void serve_comms();
+
     private:
         void serve_requests();
         void publish_status(nl::json parent, const char* state);
 
         request_reader m_reader;
         std::string m_session_id;
+        // Requests read by serve_comms while another one ran: served next, in order.
+        std::deque<xeus::xmessage> m_deferred;
     };
 }
 
 #endif
+
+namespace xrpyc
+{
+    // While a request runs (a cell waiting for its device), hand the comm
+    // messages waiting on shell to xeus' comm manager now: a widget moved in
+    // the browser reaches the running cell. Other requests wait their turn.
+    // Main thread only; with xeus >= 5 (xeus-zmq's server) it does nothing.
+    void serve_comm_requests();
+}
+
 #endif

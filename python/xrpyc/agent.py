@@ -46,6 +46,12 @@ try:
 except NameError:
     from .devicemagics import MAGICS_NAME, DeviceMagics, route_ipython_display
 
+try:
+    AgentComms, install_comm_factory, install_widgets  # noqa: B018  # compiled from devicecomms/widgets.py before
+except NameError:
+    from .devicecomms import AgentComms, install_comm_factory
+    from .devicewidgets import install_widgets
+
 # The file name this code was compiled under ("<xrpyc-agent>" on a device):
 # frames from it are ours, not the user's, and are left out of tracebacks.
 AGENT_FILENAME = (lambda: None).__code__.co_filename
@@ -566,11 +572,23 @@ class Agent:
         # %magics and !commands (magics.py turns them into calls of this), and IPython's display().
         self.namespace[MAGICS_NAME] = DeviceMagics(self.namespace, self._cells, _post_bundle)
         route_ipython_display(_post_bundle, clear_output, lambda: _current_sink() is not None)
+        # Widgets: ipywidgets' comms, or devicewidgets.py's controls where it is not installed.
+        self.comms = AgentComms(self._post_comm)
+        install_comm_factory()
+        install_widgets()
         self._introspector = Introspector(self.namespace, self._cells)
         self._routers = (_router("stdout"), _router("stderr"))
         # This agent's running cells, for interrupt().
         self._running = set()  # type: set
         self._state = threading.Lock()
+
+    def _post_comm(self, payload: tuple) -> bool:
+        """A comm message in this kernel's running cell's output, in order with it, if this thread runs it."""
+        sink = _current_sink()
+        if sink is None or getattr(sink, "comms", None) is not self.comms:
+            return False
+        sink.post("comm", payload)
+        return True
 
     def interrupt(self) -> int:
         """Interrupt the running cells (see _Cell); returns how many."""
@@ -598,6 +616,8 @@ class Agent:
     def _run_here(self, code: str, filename: str) -> tuple:
         cell = _Cell()
         sink = _Sink(self._send, self._ask, cell)
+        sink.comms = self.comms  # type: ignore[attr-defined]  # devicecomms.current_owner
+        _registry_module().last_comms = self.comms
         for router in self._routers:
             router.targets[cell.ident] = sink
         handler = None  # type: Any

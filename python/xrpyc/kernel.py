@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .comms import Comms
 from .parentwatch import watch_parent
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ README = "https://pypi.org/project/xrpyc/"  # pyproject.toml's [project.urls]: t
 class Kernel:
     def __init__(self, native: Any) -> None:
         self.native = native
+        # Widgets' comms (xrpyc/xcomms.cpp registers them with xeus when the kernel is made).
+        self.comms = Comms(native)
         self._shell: Shell | None = None
         self._history: History | None = None
         # The shell and the history are made once, by the first thread that needs them.
@@ -47,7 +50,7 @@ class Kernel:
             if self._shell is None:
                 from .shell import Shell
 
-                self._shell = Shell(self.native, self.history_store)
+                self._shell = Shell(self.native, self.history_store, self.comms)
             return self._shell
 
     @property

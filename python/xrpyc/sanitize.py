@@ -35,7 +35,8 @@ import re
 from typing import Any, Callable
 
 # Shown as the device sent them: nothing in them is executed by a frontend.
-SAFE_TYPES = frozenset({"text/plain", "application/json", "text/latex"})
+# A widget view names a model by id: what the browser draws is that model, checked as it came (widgettrust.py).
+SAFE_TYPES = frozenset({"text/plain", "application/json", "text/latex", "application/vnd.jupyter.widget-view+json"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
 
 # HTML elements of JupyterLab's sanitizer allowlist, less the interactive ones

@@ -35,6 +35,7 @@ COMPLETE_BUDGET = 0.2
 INSPECT_BUDGET = 1.0
 HELP_BUDGET = 5.0  # for `name?` in a cell: the user waits for it
 REPLY_MARGIN = 0.1
+SERVE_SLICE = 0.01  # s between the checks for widget messages from the browser while a cell runs
 CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
 # Stages of a connection attempt after the TCP connection, named in timeout messages.
 RPYC_HANDSHAKE, INSTALLING = "rpyc handshake", "installing the agent"
@@ -109,7 +110,16 @@ def default_address() -> Address:
 
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = ("richrepr.py", "devicefacts.py", "introspect.py", "devicemagics.py", "agent.py", "devicefiles.py")
+AGENT_SOURCES = (
+    "richrepr.py",
+    "devicefacts.py",
+    "introspect.py",
+    "devicemagics.py",
+    "devicecomms.py",
+    "devicewidgets.py",
+    "agent.py",
+    "devicefiles.py",
+)
 
 
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -523,6 +533,8 @@ class Device:
         self._control: Any = None
         self._interrupt_remote: Callable[[], int] | None = None
         self._control_ready = threading.Event()
+        self._comm_lock = threading.Lock()
+        self._deliver_comm: Callable[..., Any] | None = None
         threading.Thread(target=self._open_control, args=(control,), daemon=True).start()
 
     @classmethod
@@ -577,8 +589,11 @@ class Device:
         conn._config["sync_request_timeout"] = None
         return cls(address, conn, installed, key, credentials, control)
 
-    def run(self, code: str, filename: str) -> tuple:
+    def run(self, code: str, filename: str, between: Callable[[], None] | None = None) -> tuple:
         """Run a cell; returns the trailing expression's MIME bundle ((mime, data), ...).
+
+        `between` is called every SERVE_SLICE seconds while the cell runs (comms.py: the
+        browser's widget messages reach the running cell).
 
         Raises CellError for an exception on the device (KeyboardInterrupt
         included), DeviceError when the connection is lost.
@@ -588,7 +603,7 @@ class Device:
         self._control_ready.wait(DEFAULT_TIMEOUT)
         self.idle.clear()
         try:
-            result = self._run(code, filename)
+            result = self._run_serving(code, filename, between)
         except EOFError as error:
             if isinstance(error, OversizedFrame):
                 raise DeviceError(f"{self.address} sent more than the kernel takes in one message: {error}") from None
@@ -601,6 +616,35 @@ class Device:
             _, ename, evalue, traceback = result
             raise CellError(ename, evalue, list(traceback))
         return result[1]
+
+    def _run_serving(self, code: str, filename: str, between: Callable[[], None] | None) -> tuple:
+        if between is None:
+            return self._run(code, filename)
+        from rpyc import async_
+
+        result = async_(self._run)(code, filename)
+        while not result.ready:  # `ready` serves what came in meanwhile (the cell's output)
+            self._conn.serve(SERVE_SLICE)
+            between()
+        return result.value
+
+    def comm_channel(self, on_message: Callable[[tuple], None]) -> Callable[..., Any] | None:
+        """The device agent's comms.deliver on the interrupt channel, whose thread on the device serves it
+        while a cell runs; `on_message` gets the comm messages of the device's other threads (devicecomms.py),
+        in a thread that serves that channel here. Set up on first use; None without the channel."""
+        with self._comm_lock:
+            if self._deliver_comm is None:
+                self._control_ready.wait(DEFAULT_TIMEOUT)
+                control = self._control
+                if control is None or control.closed:
+                    return None
+                from rpyc import BgServingThread
+
+                comms = control.eval(f"__import__('sys').modules['{REGISTRY_MODULE}'].agents[{self.key!r}].comms")
+                comms.link(on_message)
+                self._deliver_comm = comms.deliver
+                BgServingThread(control)
+            return self._deliver_comm
 
     def _open_control(self, opening: Callable[[], Any] | None = None) -> None:
         try:

@@ -23,6 +23,7 @@ from . import commands
 from .boards import DEFAULT, Boards
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
+from .comms import Comms
 from .deadline import Attempt
 from .history import History
 from .loopback import listener_uids, owner_name
@@ -59,9 +60,12 @@ EXIT_WORDS = frozenset(("exit", "quit", "exit()", "quit()"))
 
 
 class Shell:
-    def __init__(self, native: Any, history: History | None = None) -> None:
+    def __init__(self, native: Any, history: History | None = None, comms: Comms | None = None) -> None:
         self.native = native
         self.history = history
+        # Widgets on the device (comms.py): the kernel's, which C++ registered with xeus.
+        self.comms = comms or Comms(native)
+        self.comms.device_of = lambda: self.device
         self.device: Device | None = None
         self.private_device: PrivateDevice | None = None
         # Where cells go: the default device until $connect names one.
@@ -121,6 +125,8 @@ class Shell:
                 self.native.clear_output(bool(payload))
             elif kind in ("stdout", "stderr") and isinstance(payload, str):
                 self.native.stream(kind, payload)
+            elif kind == "comm":
+                self.comms.from_device(device, payload)
 
     def _publishable(self, device: Device, bundle: tuple, note: bool = True) -> dict[str, Any]:
         """The device's bundle as it may reach the browser (sanitize.py); the first removal in a
@@ -399,10 +405,11 @@ class Shell:
     def _run_code(self, text: str, execution_count: int, silent: bool) -> None:
         device = self.ensure_device()
         self._busy = device
+        self.comms.cell_started()
         if device.video_url is not None:
             self.videos.start_cell_view(device.video_url)
         try:
-            bundle = device.run(text, f"In[{execution_count}]")
+            bundle = device.run(text, f"In[{execution_count}]", self.comms.between)
         finally:
             self._busy = None
             self.videos.stop_cell_view()

@@ -1,0 +1,201 @@
+"""Jupyter widgets' comms between the frontend and the device's widget objects.
+
+The frontend's side arrives from xeus' comm manager (xrpyc/xcomms.cpp: on_open,
+on_msg, on_close, in the kernel's main thread, also while a cell runs: see
+between()) and goes to the device's agent over its second connection, which a
+thread of the device serves while the cell runs (session.Device.comm_channel,
+devicecomms.py). The device's side comes as payloads (kind, comm_id, target,
+data JSON, metadata JSON, buffers): in a cell's output (main thread: published
+through xeus' comms with the cell as parent) or, from the device's other
+threads, on that second connection, in a thread of ours: comm_msg goes out at
+once (native.publish_from_thread, as a reply to the last cell), the rest waits
+for the main thread (xeus' comm registry is the main thread's). What an
+untrusted device sends is checked first (widgettrust.py).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from .widgettrust import model_allowed, safe_state
+
+if TYPE_CHECKING:
+    from .session import Device
+
+CONTROL_TARGET = "jupyter.widget.control"
+WIDGET_TARGET = "jupyter.widget"
+KINDS = ("comm_open", "comm_msg", "comm_close")
+NO_WIDGETS = {"method": "update_states", "states": {}, "buffer_paths": {}}
+
+
+class Comms:
+    def __init__(self, native: Any) -> None:
+        self.native = native
+        self.device_of: Callable[[], Device | None] = lambda: None  # the Shell's current device
+        self._parent = "{}"  # the last cell's header: the parent of messages from the device's other threads
+        self._models: dict[str, str] = {}  # the device's comms: model name by comm id
+        self._controls: set[str] = set()  # control comms the frontend opened
+        self._lock = threading.Lock()
+        self._outbox: deque[tuple[Device, tuple]] = deque()  # for the main thread
+        self._to_device: queue.Queue[tuple[Device | None, tuple]] = queue.Queue()
+        self._forwarder: threading.Thread | None = None
+        self._noted: set[str] = set()
+
+    # -- from the frontend (xcomms.cpp, main thread) --------------------------------------------
+
+    def on_open(self, comm_id: str, target: str, data: str, metadata: str, buffers: list[bytes]) -> None:
+        if target == CONTROL_TARGET:
+            self._controls.add(comm_id)
+        self._forward(("open", comm_id, target, data, metadata, tuple(buffers)))
+
+    def on_msg(self, comm_id: str, data: str, metadata: str, buffers: list[bytes]) -> None:
+        if comm_id in self._controls and self.device_of() is None:
+            # No device (yet): no widgets to restore. ipywidgets' frontend asks as the kernel starts.
+            self.native.comm_send(comm_id, json.dumps(NO_WIDGETS), "{}", [])
+            return
+        self._forward(("msg", comm_id, "", data, metadata, tuple(buffers)))
+
+    def on_close(self, comm_id: str, data: str, metadata: str, buffers: list[bytes]) -> None:
+        self._controls.discard(comm_id)
+        self._forward(("close", comm_id, "", data, metadata, tuple(buffers)))
+
+    def _forward(self, message: tuple) -> None:
+        self._to_device.put((self.device_of(), message))
+        if self._forwarder is None:
+            self._forwarder = threading.Thread(target=self._forward_all, name="xrpyc-comms", daemon=True)
+            self._forwarder.start()
+
+    def _forward_all(self) -> None:
+        """Deliver the frontend's messages in order, without holding up the main thread."""
+        while True:
+            device, message = self._to_device.get()
+            if device is None or device.closed:
+                continue
+            try:
+                deliver = device.comm_channel(lambda payload, device=device: self._from_device_thread(device, payload))
+                if deliver is not None:
+                    deliver(*message)
+            except Exception as error:
+                print(f"xrpyc: a widget message did not reach {device.address}: {error}", file=sys.stderr)
+
+    # -- from the device -----------------------------------------------------------------------
+
+    def cell_started(self) -> None:
+        """A cell starts (main thread): its header is the parent of what the device's threads send."""
+        self._parent = self.native.parent_header()
+        self.flush()
+
+    def between(self) -> None:
+        """While a cell runs (main thread, session.Device.run): the frontend's comm messages now."""
+        self.native.serve_comms()
+        self.flush()
+
+    def from_device(self, device: Device, payload: Any) -> None:
+        """A payload in a cell's output (main thread)."""
+        if self._forwarder is None:  # the device's other threads need the second connection: set it up
+            self._forward_all_later(device)
+        self.flush()
+        self._publish(device, payload)
+
+    def _forward_all_later(self, device: Device) -> None:
+        def link() -> None:
+            device.comm_channel(lambda payload: self._from_device_thread(device, payload))
+
+        self._forwarder = threading.Thread(target=lambda: (link(), self._forward_all()), daemon=True)
+        self._forwarder.start()
+
+    def _from_device_thread(self, device: Device, payload: Any) -> None:
+        """A payload from one of the device's other threads (our thread serving the second connection)."""
+        with self._lock:
+            if self._outbox or not _is_payload(payload) or payload[0] != "comm_msg" or payload[5]:
+                self._outbox.append((device, payload))
+                return
+            message = self._checked(device, payload)
+        if message is not None:
+            _, comm_id, _, data, _, _ = message
+            content = json.dumps({"comm_id": comm_id, "data": data})
+            self.native.publish_from_thread("comm_msg", self._parent, content)
+
+    def flush(self) -> None:
+        """Publish what the device's other threads sent that needed the main thread (main thread)."""
+        while True:
+            with self._lock:
+                if not self._outbox:
+                    return
+                device, payload = self._outbox.popleft()
+            self._publish(device, payload)
+
+    def _publish(self, device: Device, payload: Any) -> None:
+        with self._lock:
+            message = self._checked(device, payload)
+        if message is None:
+            return
+        kind, comm_id, target, data, metadata, buffers = message
+        data_text, metadata_text = json.dumps(data), json.dumps(metadata)
+        if kind == "comm_open":
+            self.native.comm_open(comm_id, target, data_text, metadata_text, list(buffers))
+        elif kind == "comm_msg":
+            self.native.comm_send(comm_id, data_text, metadata_text, list(buffers))
+        else:
+            self.native.comm_close(comm_id, data_text, metadata_text, list(buffers))
+            with self._lock:
+                self._models.pop(comm_id, None)
+
+    def _checked(self, device: Device, payload: Any) -> tuple | None:
+        """The payload as it may reach the browser, or None (call with the lock held)."""
+        if not _is_payload(payload):
+            self._note(device, "a malformed widget message")
+            return None
+        kind, comm_id, target, data_text, metadata_text, buffers = payload
+        try:
+            data, metadata = json.loads(data_text), json.loads(metadata_text)
+        except ValueError:
+            data = metadata = None
+        if not isinstance(data, dict) or not isinstance(metadata, dict):
+            self._note(device, "a widget message that is not JSON objects")
+            return None
+        trusted = device.credentials.trusted
+        removed: list[str] = []
+        if kind == "comm_open":
+            state = data.get("state")
+            if target != WIDGET_TARGET or (not trusted and not model_allowed(state)):
+                self._note(device, f"a widget of another kind than ipywidgets' own ({target})")
+                return None
+            self._models[comm_id] = str(state.get("_model_name")) if isinstance(state, dict) else ""
+            if not trusted:
+                data["state"] = safe_state(self._models[comm_id], state, True, removed)
+        elif kind == "comm_msg" and not trusted:
+            if data.get("method") in ("update", "echo_update") and isinstance(data.get("state"), dict):
+                data["state"] = safe_state(self._models.get(comm_id, ""), data["state"], False, removed)
+            elif data.get("method") == "update_states" and isinstance(data.get("states"), dict):
+                data["states"] = {
+                    model: dict(entry, state=safe_state(str(entry.get("model_name")), entry["state"], True, removed))
+                    for model, entry in data["states"].items()
+                    if isinstance(entry, dict) and model_allowed(entry.get("state"))
+                }
+        for what in removed:
+            self._note(device, what)
+        return kind, comm_id, target, data, metadata, buffers
+
+    def _note(self, device: Device, what: str) -> None:
+        """Once per kind of thing, in the kernel's log: the widget still works, without it."""
+        if what not in self._noted:
+            self._noted.add(what)
+            print(f"xrpyc: removed {what} from {device.address}'s widgets (not a trusted device)", file=sys.stderr)
+
+
+def _is_payload(payload: Any) -> bool:
+    """(kind, comm_id, target, data, metadata, buffers) of plain values (from the device: anything may come)."""
+    return (
+        type(payload) is tuple
+        and len(payload) == 6
+        and payload[0] in KINDS
+        and all(type(text) is str for text in payload[1:5])
+        and type(payload[5]) is tuple
+        and all(type(buffer) is bytes for buffer in payload[5])
+    )

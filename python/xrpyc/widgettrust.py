@@ -1,0 +1,74 @@
+"""What an untrusted device's widget messages may carry to the browser.
+
+JupyterLab's widget manager runs no widget module it was not given, but some
+stock models put device text into the page as HTML: HTML and HTMLMath values,
+descriptions with description_allow_html, and the Output widget's outputs
+(rendered as trusted output). Those go through sanitize.py, as a device's
+display output does; a model from any other module than the stock ones, and a
+change of a model's module, name or view, is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .sanitize import clean_html, publishable
+
+STOCK_MODULES = frozenset({"@jupyter-widgets/controls", "@jupyter-widgets/base", "@jupyter-widgets/output"})
+HTML_MODELS = frozenset({"HTMLModel", "HTMLMathModel"})
+IDENTITY = frozenset({"_model_module", "_model_name", "_view_module", "_view_name", "_model_module_version",
+                      "_view_module_version"})  # fmt: skip
+
+
+def model_allowed(state: Any) -> bool:
+    """Whether a comm_open's state names a stock model and view."""
+    return (
+        isinstance(state, dict)
+        and state.get("_model_module") in STOCK_MODULES
+        and state.get("_view_module", "@jupyter-widgets/controls") in STOCK_MODULES | {None}
+    )
+
+
+def safe_state(model_name: str, state: dict[str, Any], opening: bool, removed: list[str]) -> dict[str, Any]:
+    """`state` (of a model named `model_name`) without what would run script in the browser; what was
+    changed is described in `removed`."""
+    safe = {}
+    for name, value in state.items():
+        if name in IDENTITY and not opening:
+            removed.append(f"a change of {name}")
+            continue
+        if name == "description_allow_html" and value:
+            removed.append("HTML in a widget's description")
+            value = False
+        elif name == "value" and model_name in HTML_MODELS and isinstance(value, str):
+            cleaned = clean_html(value)
+            if cleaned != value:
+                removed.append(f"active HTML in a {model_name[: -len('Model')]} widget")
+            value = cleaned
+        elif name == "outputs" and model_name == "OutputModel":
+            value = _safe_outputs(value, removed)
+        safe[name] = value
+    return safe
+
+
+def _safe_outputs(outputs: Any, removed: list[str]) -> list[Any]:
+    """An Output widget's outputs, with their data as publishable() lets a device's display output through."""
+    if not isinstance(outputs, list):
+        return []
+    safe = []
+    for output in outputs:
+        if not isinstance(output, dict):
+            continue
+        output = dict(output)
+        if isinstance(output.get("data"), dict):
+            data, dropped = publishable(tuple((mime, _as_text(value)) for mime, value in output["data"].items()), False)
+            removed.extend(dropped)
+            output["data"] = data
+        safe.append(output)
+    return safe
+
+
+def _as_text(value: Any) -> Any:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)

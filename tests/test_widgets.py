@@ -1,0 +1,172 @@
+"""Jupyter widgets on the device, at the protocol level: comms both ways through the kernel.
+
+A stock rpyc server of this venv's Python (which has ipywidgets) and one of
+pyenv's 3.8 without it (devicewidgets.py's controls), with the kernel driven
+through jupyter_client as JupyterLab's widget manager drives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kernel_client import RunningKernel, kernel
+from servers import stock_rpyc_classic
+from test_kernelspec import device_python
+
+WIDGET = "jupyter.widget"
+CONTROL = "jupyter.widget.control"
+
+
+class Frontend:
+    """What a widget manager sees and sends: iopub comm messages, comm_msg/comm_open on shell."""
+
+    def __init__(self, running: RunningKernel) -> None:
+        self.running = running
+        self.kc = running.kc
+        self.seen: list[dict[str, Any]] = []
+
+    def run(self, code: str) -> Any:
+        result = self.running.run(code)
+        self.seen.extend(m for m in result.messages if m["msg_type"].startswith("comm_"))
+        return result
+
+    def collect(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = self.kc.get_iopub_msg(timeout=left)
+            except Exception:
+                return
+            if message["msg_type"].startswith("comm_"):
+                self.seen.append(message)
+
+    def wait_for(self, predicate: Any, seconds: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while True:
+            for message in self.seen:
+                if predicate(message):
+                    return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not seen; comm messages: {[m['content'] for m in self.seen][-10:]}")
+            self.collect(0.2)
+
+    def opened(self, model: str) -> dict[str, Any]:
+        """The content of the comm_open of the last model named `model`."""
+        opens = [m["content"] for m in self.seen if m["msg_type"] == "comm_open"]
+        return [c for c in opens if c["data"]["state"].get("_model_name") == model][-1]
+
+    def send(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+        self.kc.shell_channel.send(self.kc.session.msg(msg_type, content, metadata=metadata))
+
+    def update(self, comm_id: str, **state: Any) -> None:
+        self.send("comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state, "buffer_paths": []}})
+
+
+@contextlib.contextmanager
+def frontend(port: int) -> Iterator[Frontend]:
+    with kernel(port) as running:
+        yield Frontend(running)
+
+
+@pytest.fixture(params=["ipywidgets", "fallback"])
+def device(request: pytest.FixtureRequest) -> Iterator[int]:
+    program = None if request.param == "ipywidgets" else device_python("3.8")
+    with stock_rpyc_classic(*([program] if program else [])) as port:
+        yield port
+
+
+def test_widgets_both_ways(device: int) -> None:
+    with frontend(device) as ui:
+        shown = ui.run("import ipywidgets as w\ns = w.IntSlider(value=3, description='t')\ns")
+        assert shown.status == "ok"
+        slider = ui.opened("IntSliderModel")
+        assert slider["target_name"] == WIDGET and slider["data"]["state"]["value"] == 3
+        assert shown.of_type("execute_result")[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] \
+            == slider["comm_id"]  # fmt: skip
+        comm_id = slider["comm_id"]
+
+        # comm_info lists it.
+        ui.send("comm_info_request", {"target_name": WIDGET})
+        info = ui.kc.get_shell_msg(timeout=10)
+        assert info["msg_type"] == "comm_info_reply" and comm_id in info["content"]["comms"]
+
+        # The browser moves it while a cell's loop reads it.
+        ui.kc.execute(
+            "import time\nt0 = time.time()\nwhile s.value == 3 and time.time() - t0 < 20:\n    time.sleep(0.005)\n"
+            "print('saw', s.value)"
+        )
+        time.sleep(0.5)
+        ui.update(comm_id, value=42)
+        reply = ui.kc.get_shell_msg(timeout=30)
+        assert reply["content"]["status"] == "ok"
+        assert "saw 42" in ui.run("print('saw', s.value)").stream()
+
+        # The device changes it: the browser hears.
+        ui.run("s.value = 7")
+        ui.wait_for(lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("state", {}).get("value") == 7)
+
+        # An observer runs for a browser change between cells.
+        ui.run("hits = []\ns.observe(lambda change: hits.append(change['new']), 'value')")
+        ui.update(comm_id, value=9)
+        deadline = time.monotonic() + 10
+        while "9" not in (ui.run("hits").result or "") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ui.run("hits").result == "[9]"
+
+        # A thread the cell left running changes it after the cell: published at once.
+        ui.run("import threading\nthreading.Thread(target=lambda: (time.sleep(0.5), setattr(s, 'value', 11))).start()")
+        ui.wait_for(lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("state", {}).get("value") == 11)
+
+        # The widget manager asks for all states (a page reload).
+        control = uuid.uuid4().hex
+        ui.send("comm_open", {"comm_id": control, "target_name": CONTROL, "data": {}}, {"version": "1.0.0"})
+        ui.send("comm_msg", {"comm_id": control, "data": {"method": "request_states"}})
+        states = ui.wait_for(lambda m: m["content"].get("comm_id") == control
+                             and m["content"]["data"].get("method") == "update_states")  # fmt: skip
+        assert states["content"]["data"]["states"][comm_id]["state"]["value"] == 11
+
+        ui.run("s.close()")
+        ui.wait_for(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == comm_id)
+
+
+def test_control_comm_without_a_device() -> None:
+    """JupyterLab asks for the widgets' states as the kernel starts: with no device there, none."""
+    with frontend(1) as ui:
+        control = uuid.uuid4().hex
+        ui.send("comm_open", {"comm_id": control, "target_name": CONTROL, "data": {}}, {"version": "1.0.0"})
+        ui.send("comm_msg", {"comm_id": control, "data": {"method": "request_states"}})
+        answer = ui.wait_for(lambda m: m["content"].get("comm_id") == control and m["msg_type"] == "comm_msg")
+        assert answer["content"]["data"] == {"method": "update_states", "states": {}, "buffer_paths": {}}
+
+
+ATTACKS = """
+import comm, ipywidgets as w
+html = w.HTML(value='<b>ok</b><img src=x onerror="alert(1)">')
+out = w.Output()
+out.outputs = ({'output_type': 'display_data', 'metadata': {},
+                'data': {'text/html': '<script>alert(2)</script><i>kept</i>', 'text/plain': 'x'}},)
+label = w.Label(value='a', description='<img src=y onmouseover=alert(3)>', description_allow_html=True)
+foreign = comm.create_comm(target_name='jupyter.widget', data={'state': {
+    '_model_module': 'https://evil.example/x.js', '_model_name': 'EvilModel',
+    '_view_module': 'https://evil.example/x.js', '_view_name': 'EvilView'}, 'buffer_paths': []})
+html.value = '<svg onload=alert(4)>'
+"""
+
+
+def test_an_untrusted_devices_widgets_cannot_run_script_in_the_browser() -> None:
+    """HTML widgets, an Output widget's outputs, HTML descriptions and foreign widget modules: what the
+    browser would run from a device's widget messages never reaches it from an untrusted device."""
+    with stock_rpyc_classic() as port, frontend(port) as ui:
+        assert ui.run(ATTACKS).status == "ok"
+        ui.collect(1.0)
+        sent = str([m["content"] for m in ui.seen])
+        for active in ("onerror", "<script", "onload", "evil.example"):
+            assert active not in sent, active
+        assert "<b>ok</b>" in sent and "<i>kept</i>" in sent  # what is harmless still shows
+        # Shown as text, as written (the browser puts it in textContent).
+        assert ui.opened("LabelModel")["data"]["state"]["description_allow_html"] is False
