@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,7 +40,9 @@ def kernel_in(cwd: Path, device_port: int, argv: list[str] | None = None) -> Ite
         km, kc = start_new_kernel(kernel_name="xrpyc", env=env, cwd=str(cwd))
     else:
         km = KernelManager(kernel_name="xrpyc")
-        km.kernel_spec.argv = [*argv, *km.kernel_spec.argv]
+        # jupyter_client puts its own Python for the spec's "python" only when it comes first.
+        spec = [sys.executable if part == "python" else part for part in km.kernel_spec.argv]
+        km.kernel_spec.argv = [*argv, *spec]
         km.start_kernel(env=env, cwd=str(cwd))
         kc = km.client()
         kc.start_channels()

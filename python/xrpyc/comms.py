@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 CONTROL_TARGET = "jupyter.widget.control"
 WIDGET_TARGET = "jupyter.widget"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a display of a widget: {"model_id": comm id, ...}
 KINDS = ("comm_open", "comm_msg", "comm_close")
 NO_WIDGETS = {"method": "update_states", "states": {}, "buffer_paths": {}}
 
@@ -39,6 +40,7 @@ class Comms:
         self.device_of: Callable[[], Device | None] = lambda: None  # the Shell's current device
         self._parent = "{}"  # the last cell's header: the parent of messages from the device's other threads
         self._models: dict[str, str] = {}  # the device's comms: model name by comm id
+        self._makers: dict[str, Device] = {}  # and the device that opened each
         self._controls: set[str] = set()  # control comms the frontend opened
         self._lock = threading.Lock()
         self._outbox: deque[tuple[Device, tuple]] = deque()  # for the main thread
@@ -145,6 +147,12 @@ class Comms:
             self.native.comm_close(comm_id, data_text, metadata_text, list(buffers))
             with self._lock:
                 self._models.pop(comm_id, None)
+                self._makers.pop(comm_id, None)
+
+    def made(self, device: Device, model_id: Any) -> bool:
+        """Whether `device` opened the widget model `model_id` (and it passed _checked): what its views may show."""
+        with self._lock:
+            return isinstance(model_id, str) and self._makers.get(model_id) is device
 
     def _checked(self, device: Device, payload: Any) -> tuple | None:
         """The payload as it may reach the browser, or None (call with the lock held)."""
@@ -167,6 +175,7 @@ class Comms:
                 self._note(device, f"a widget of another kind than ipywidgets' own ({target})")
                 return None
             self._models[comm_id] = str(state.get("_model_name")) if isinstance(state, dict) else ""
+            self._makers[comm_id] = device
             if not trusted:
                 data["state"] = safe_state(self._models[comm_id], state, True, removed)
         elif kind == "comm_msg" and not trusted:

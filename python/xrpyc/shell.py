@@ -23,7 +23,7 @@ from . import commands
 from .boards import DEFAULT, Boards
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .commands import CommandError
-from .comms import Comms
+from .comms import WIDGET_VIEW, Comms
 from .deadline import Attempt
 from .history import History
 from .loopback import listener_uids, owner_name
@@ -133,6 +133,11 @@ class Shell:
         cell gets a note on stderr, so that a user who misses something learns why."""
         trusted = device.credentials.trusted
         data, removed = publishable(bundle, trusted)
+        if not trusted and WIDGET_VIEW in data:
+            view = data[WIDGET_VIEW]
+            if not self.comms.made(device, view.get("model_id") if isinstance(view, dict) else None):
+                del data[WIDGET_VIEW]  # a view of a widget this device did not make (another device's, or none)
+                removed.append(WIDGET_VIEW)
         # From a trusted device, only malformed entries are removed: trusting it more would not help.
         if removed and note and not trusted and not self._removal_noted:
             self._removal_noted = True
