@@ -1,15 +1,17 @@
-"""The example notebooks in real JupyterLab, in headless Chromium: text, images and live video render.
+"""The example notebooks, widgets and many boards in real JupyterLab, in headless Chromium.
 
 Starts JupyterLab on 127.0.0.1 (a free port, a token, a temporary copy of examples/ as its root, its own
 settings and workspaces directories) and Debian's Chromium (headless, a new empty profile, a free DevTools
 port), both once for the module, and drives Chromium with Playwright over CDP. For each notebook, runs all its
 cells on the kernel's private local device and checks that printed text, images and the `$video("device")`
 cell's live video (several distinct frames while the next cell runs) are rendered, and that only the cells
-meant to fail do. 01-getting-started.ipynb's run, its image and video on screen, is saved to
-docs/screenshot-getting-started.png (when it passes and XRPYC_SCREENSHOT=1).
+meant to fail do. A device's slider (with ipywidgets, and xrpyc's own controls on a 3.8 device without them)
+dragged with the mouse while a cell's loop reads it; an $on(all) cell over two xrpyc-devices. With
+XRPYC_SCREENSHOT=1, passing tests save docs/screenshot-getting-started.png (01-getting-started.ipynb's run, its
+image and video on screen), docs/screenshot-widgets.png and docs/screenshot-boards.png.
 
     .venv/bin/python -m pytest -m browser tests/test_browser.py
-    XRPYC_SCREENSHOT=1 .venv/bin/python -m pytest -m browser tests/test_browser.py -k getting-started
+    XRPYC_SCREENSHOT=1 .venv/bin/python -m pytest -m browser tests/test_browser.py -k "started or slider or on_all"
 
 Needs /usr/bin/chromium (Debian's `chromium`), jupyterlab and playwright (`pip install jupyterlab playwright`;
 Playwright's own browser download is not needed). Everything started here is stopped by PID.
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import free_port, stock_rpyc_classic, stop
+from servers import BIN, free_port, stock_rpyc_classic, stop, xrpyc_device
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,22 +418,24 @@ def _run_example(page, example: Example, screenshot: Path) -> None:
         assert expected in error, errors
 
 
-@pytest.mark.parametrize("example", NOTEBOOKS, ids=[e.notebook.removesuffix(".ipynb") for e in NOTEBOOKS])
-def test_example_in_jupyterlab(example: Example, session: Session, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _open_notebook(session: Session, notebook: str, tmp_path: Path, viewport: tuple[int, int] = (1280, 900)):
+    """A page with `notebook` open, its xrpyc kernel idle, the file browser collapsed; on a failure, what the page
+    and JupyterLab showed is printed. The page is closed and the kernels shut down afterwards: the next test gets
+    the machine to itself."""
     lab = session.lab
-    screenshot = tmp_path / "screenshot.png"
-    width, height = example.viewport
+    width, height = viewport
     context = session.browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     page = context.new_page()
     try:
         page.set_default_timeout(30_000)
         # A workspace of its own: JupyterLab's default one would reopen the notebooks of the tests before.
-        workspace = example.notebook.removesuffix(".ipynb")
-        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{example.notebook}?token={lab.token}")
+        workspace = notebook.removesuffix(".ipynb")
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{notebook}?token={lab.token}")
         page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
         _wait_for_kernel(page)
         _hide_left_sidebar(page)
-        _run_example(page, example, screenshot)
+        yield page
     except BaseException:
         with contextlib.suppress(Exception):
             page.screenshot(path=str(tmp_path / "failure.png"))
@@ -443,10 +447,31 @@ def test_example_in_jupyterlab(example: Example, session: Session, tmp_path: Pat
     finally:
         with contextlib.suppress(Exception):
             context.close()
-        lab.shut_down_kernels()  # the next notebook gets the machine to itself
-    if example.screenshot and os.environ.get("XRPYC_SCREENSHOT"):  # opt-in: a test run must not change the repository
-        example.screenshot.parent.mkdir(exist_ok=True)
-        shutil.copyfile(screenshot, example.screenshot)
+        lab.shut_down_kernels()
+
+
+def _put_notebook(lab: Lab, name: str, sources: list[str]) -> None:
+    """A new notebook of code cells for the xrpyc kernel, in JupyterLab's root."""
+    cells = [{"id": f"cell-{i}", "cell_type": "code", "source": source, "metadata": {}, "outputs": [],
+              "execution_count": None} for i, source in enumerate(sources)]  # fmt: skip
+    notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "xrpyc", "display_name": "xrpyc"}},
+                "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    lab.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": notebook})
+
+
+def _keep_screenshot(taken: Path, kept: Path | None) -> None:
+    """Into docs/ with XRPYC_SCREENSHOT=1 (opt-in: a test run must not change the repository)."""
+    if kept and os.environ.get("XRPYC_SCREENSHOT"):
+        kept.parent.mkdir(exist_ok=True)
+        shutil.copyfile(taken, kept)
+
+
+@pytest.mark.parametrize("example", NOTEBOOKS, ids=[e.notebook.removesuffix(".ipynb") for e in NOTEBOOKS])
+def test_example_in_jupyterlab(example: Example, session: Session, tmp_path: Path) -> None:
+    screenshot = tmp_path / "screenshot.png"
+    with _open_notebook(session, example.notebook, tmp_path, example.viewport) as page:
+        _run_example(page, example, screenshot)
+    _keep_screenshot(screenshot, example.screenshot)
 
 
 # A device's output that runs script wherever a frontend lets it: each way records itself in window.xrpycRan.
@@ -468,22 +493,11 @@ HOSTILE_CELL = (
 def test_device_scripts_run_only_from_a_trusted_device(trusted: bool, session: Session, tmp_path: Path) -> None:
     """JupyterLab runs a kernel's scripts: from an untrusted device none arrive; a trusted one's do (which shows
     that the test would see them)."""
-    lab = session.lab
     name = f"hostile-{'trusted' if trusted else 'untrusted'}.ipynb"
     with stock_rpyc_classic() as port:
         connect = f'$connect("127.0.0.1:{port}"{", trusted=True" if trusted else ""})'
-        cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
-                 for source in (connect, HOSTILE_CELL, "'the end'")]  # fmt: skip
-        notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "xrpyc", "display_name": "xrpyc"}},
-                    "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
-        lab.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": notebook})
-        context = session.browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        try:
-            page.set_default_timeout(30_000)
-            page.goto(f"{lab.url}/lab/workspaces/{name.removesuffix('.ipynb')}/tree/{name}?token={lab.token}")
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-            _wait_for_kernel(page)
+        _put_notebook(session.lab, name, [connect, HOSTILE_CELL, "'the end'"])
+        with _open_notebook(session, name, tmp_path) as page:
             _run_all_cells(page)
             _until(page, lambda: all(re.fullmatch(r"\[\d+\]:", p) for p in _prompts(page)), "end of the notebook")
             kept = _cell(page, "class Hostile").locator(".jp-OutputArea-output b")
@@ -494,7 +508,128 @@ def test_device_scripts_run_only_from_a_trusted_device(trusted: bool, session: S
                    timeout=10)  # fmt: skip
             time.sleep(1)  # nothing more comes
             assert set(page.evaluate("window.xrpycRan || []")) == expected
-        finally:
-            with contextlib.suppress(Exception):
-                context.close()
-            lab.shut_down_kernels()
+
+
+def _shoot(page, cells: list, path: Path) -> None:
+    """A screenshot of the notebook from the first of `cells` to the end of the last (a README picture: small)."""
+    cells[0].evaluate("cell => cell.scrollIntoView({block: 'start'})")
+    first, last = cells[0].bounding_box(), cells[-1].bounding_box()
+    bottom = min(last["y"] + last["height"], page.viewport_size["height"])
+    page.screenshot(path=str(path), clip={"x": first["x"], "y": first["y"], "width": first["width"],
+                                          "height": bottom - first["y"]})  # fmt: skip
+
+
+# The widget cells: a slider, a loop that prints each value it reads (until the value has been still for 2 s
+# after a change; at most 60 s), and the device moving the slider.
+SLIDER_CELL = "import ipywidgets as w\ns = w.IntSlider(value=3, min=0, max=100, description='threshold')\ns"
+LOOP_CELL = """import time
+seen, changed = s.value, None
+print("the loop reads", seen, flush=True)
+started = time.time()
+while time.time() - started < 60 and (changed is None or time.time() - changed < 2):
+    if s.value != seen:
+        seen, changed = s.value, time.time()
+        print("the loop reads", seen, flush=True)
+    time.sleep(0.01)"""
+MOVE_CELL = "s.value = 7"
+
+
+@pytest.fixture(params=["ipywidgets", "fallback"])
+def widget_device(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """A stock rpyc device with ipywidgets (this venv's Python) or without (pyenv's 3.8: xrpyc's own controls):
+    which, and its port."""
+    from test_kernelspec import device_python
+
+    program = BIN / "rpyc_classic" if request.param == "ipywidgets" else device_python("3.8")
+    with stock_rpyc_classic(program) as port:
+        yield request.param, port
+
+
+def test_a_slider_drives_the_devices_loop(widget_device: tuple[str, int], session: Session, tmp_path: Path) -> None:
+    """JupyterLab's widget manager draws the device's slider; dragging it with the mouse changes what a running
+    cell's loop on the device reads, and the device setting its value moves the drawn slider."""
+    kind, port = widget_device
+    name = f"widgets-{kind}.ipynb"
+    _put_notebook(session.lab, name, [f'$connect("127.0.0.1:{port}")', SLIDER_CELL, LOOP_CELL, MOVE_CELL])
+    with _open_notebook(session, name, tmp_path, viewport=(1000, 720)) as page:
+        _run_all_cells(page)
+        slider_cell, loop_cell = _cell(page, "w.IntSlider("), _cell(page, "the loop reads")
+        move_cell = _cell(page, MOVE_CELL)
+        slider = slider_cell.locator(".jp-OutputArea-output .widget-hslider")
+        _until(page, lambda: slider.count() > 0 or "Error displaying widget" in slider_cell.inner_text(),
+               "the slider drawn")  # fmt: skip
+        # The widget manager drew it: no error in its place, no text stand-in (the widget's text/plain).
+        assert "Error displaying widget" not in slider_cell.inner_text()
+        assert slider_cell.locator(".jp-OutputArea-output").count() == 1
+        assert slider_cell.locator(".jp-OutputArea-output[data-mime-type='text/plain']").count() == 0
+        assert "IntSlider(" not in slider_cell.locator(".jp-OutputArea").inner_text()
+        readout, handle = slider.locator(".widget-readout"), slider.locator(".noUi-handle")
+        assert slider.locator(".widget-label").inner_text().strip() == "threshold"
+        assert readout.inner_text().strip() == "3"
+
+        def printed() -> list[int]:
+            text = " ".join(loop_cell.locator(".jp-OutputArea").all_inner_texts())
+            return [int(value) for value in re.findall(r"the loop reads (\d+)", text)]
+
+        _until(page, lambda: printed() == [3], "the loop's first value")
+        # Drag the handle to the right, as a hand would: down, several moves, up.
+        box = handle.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        start = x
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 60, y, steps=8)
+        page.mouse.up()
+        dragged = int(readout.inner_text().strip())
+        assert dragged > 3, f"the slider did not move: {dragged}"
+        _until(page, lambda: printed()[-1:] == [dragged], f"the loop reading {dragged}: {printed()}", timeout=30)
+        screenshot = tmp_path / "widgets.png"
+        _shoot(page, [slider_cell, loop_cell], screenshot)
+
+        # The device sets it: the drawn slider follows, handle and readout.
+        _until(page, lambda: _done(move_cell), "the device's move", timeout=90)
+        _until(page, lambda: readout.inner_text().strip() == "7", "the slider at 7", timeout=20)
+        _until(page, lambda: handle.bounding_box()["x"] + handle.bounding_box()["width"] / 2 < start + 30,
+               "the handle back near the start")  # fmt: skip
+        assert _errors(page) == []
+    if kind == "ipywidgets":
+        _keep_screenshot(screenshot, ROOT / "docs" / "screenshot-widgets.png")
+
+
+ON_ALL_CELL = """$on(all)
+import os, time
+for step in range(3):
+    print(f"step {step} in process {os.getpid()}", flush=True)
+    time.sleep(0.3)"""
+
+
+def test_on_all_shows_an_area_per_device(session: Session, tmp_path: Path) -> None:
+    """An $on(all) cell over two xrpyc-devices: each device's output in its own labelled area, side by side in
+    time (both areas exist while they run), each with its own process's lines."""
+    with xrpyc_device() as left, xrpyc_device() as right:
+        cells = [f'$connect("127.0.0.1:{left}", name="left")', f'$connect("127.0.0.1:{right}", name="right")',
+                 "$devices()", ON_ALL_CELL]  # fmt: skip
+        _put_notebook(session.lab, "boards.ipynb", cells)
+        with _open_notebook(session, "boards.ipynb", tmp_path, viewport=(1000, 720)) as page:
+            _run_all_cells(page)
+            on_cell = _cell(page, "$on(all)")
+            _until(page, lambda: _done(on_cell), "the $on cell's end")
+            areas = on_cell.locator(".jp-OutputArea-output[data-mime-type='text/html']")
+            _until(page, lambda: areas.count() == 2 and "running" not in " ".join(areas.all_inner_texts()),
+                   "both areas done", timeout=10)  # fmt: skip
+            shown = {}
+            for text in areas.all_inner_texts():
+                label, *lines = text.strip().splitlines()
+                shown[label.split()[0]] = (label, lines)
+            assert set(shown) == {"left", "right"}, shown
+            pids = set()
+            for name, port in (("left", left), ("right", right)):
+                label, lines = shown[name]
+                assert f"127.0.0.1:{port}" in label and "ok" in label, label
+                assert [re.sub(r"\d+$", "N", line) for line in lines] == [f"step {i} in process N" for i in range(3)]
+                pids.add(lines[0].split()[-1])
+            assert len(pids) == 2, "both areas show the same device"
+            assert _errors(page) == []
+            screenshot = tmp_path / "boards.png"
+            _shoot(page, [_cell(page, "$devices()"), on_cell], screenshot)
+    _keep_screenshot(screenshot, ROOT / "docs" / "screenshot-boards.png")

@@ -29,6 +29,7 @@ class Frontend:
         self.running = running
         self.kc = running.kc
         self.seen: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []  # from collect(): (parent's msg_id, state), in order
 
     def run(self, code: str) -> Any:
         result = self.running.run(code)
@@ -44,6 +45,8 @@ class Frontend:
                 return
             if message["msg_type"].startswith("comm_"):
                 self.seen.append(message)
+            elif message["msg_type"] == "status":
+                self.statuses.append((message["parent_header"].get("msg_id"), message["content"]["execution_state"]))
 
     def wait_for(self, predicate: Any, seconds: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
@@ -60,11 +63,15 @@ class Frontend:
         opens = [m["content"] for m in self.seen if m["msg_type"] == "comm_open"]
         return [c for c in opens if c["data"]["state"].get("_model_name") == model][-1]
 
-    def send(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
-        self.kc.shell_channel.send(self.kc.session.msg(msg_type, content, metadata=metadata))
+    def send(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> str:
+        message = self.kc.session.msg(msg_type, content, metadata=metadata)
+        self.kc.shell_channel.send(message)
+        return message["header"]["msg_id"]
 
-    def update(self, comm_id: str, **state: Any) -> None:
-        self.send("comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state, "buffer_paths": []}})
+    def update(self, comm_id: str, **state: Any) -> str:
+        return self.send(
+            "comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state, "buffer_paths": []}}
+        )
 
 
 @contextlib.contextmanager
@@ -132,6 +139,34 @@ def test_widgets_both_ways(device: int) -> None:
 
         ui.run("s.close()")
         ui.wait_for(lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == comm_id)
+
+
+def test_each_change_while_a_cell_runs_gets_its_idle(device: int) -> None:
+    """ipywidgets' frontend sends a model's next change only after the kernel's idle status for its last one:
+    while a cell runs, each comm message gets busy and idle (then busy again for the cell, the kernel's state),
+    or a dragged slider reaches the device once and then never again."""
+    with frontend(device) as ui:
+        ui.run("import ipywidgets as w\ns = w.IntSlider(value=3)\ns")
+        comm_id = ui.opened("IntSliderModel")["comm_id"]
+        cell = ui.kc.execute(
+            "import time\nt0 = time.time()\nwhile s.value != 5 and time.time() - t0 < 20:\n    time.sleep(0.005)\n"
+            "print('saw', s.value)"
+        )
+        time.sleep(0.5)
+        for value in (4, 5):  # as the throttle sends them: the next after the last one's idle
+            change = ui.update(comm_id, value=value)
+            deadline = time.monotonic() + 10
+            while (change, "idle") not in ui.statuses and time.monotonic() < deadline:
+                ui.collect(0.1)
+            assert (change, "idle") in ui.statuses, f"no idle for the change to {value}: {ui.statuses}"
+            done = ui.statuses.index((change, "idle"))
+            assert ui.statuses[done - 1] == (change, "busy")
+            if value == 4:
+                ui.collect(0.5)  # the cell still runs: the kernel is busy with it again
+                assert (cell, "busy") in ui.statuses[done + 1 :], ui.statuses
+        reply = ui.kc.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == cell and reply["content"]["status"] == "ok"
+        assert "saw 5" in ui.run("print('saw', s.value)").stream()
 
 
 def test_control_comm_without_a_device() -> None:

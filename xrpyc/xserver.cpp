@@ -152,9 +152,16 @@ namespace xrpyc
         }
     }
 
+    // Each comm request gets busy/idle statuses, as ipykernel gives every
+    // request: ipywidgets' frontend sends a model's next change only after
+    // the idle of its last one (its throttle), so without them a slider
+    // dragged during a cell sent one value and then nothing. Then busy again
+    // for the cell that runs: JupyterLab's kernel status (and the server's,
+    // which culling reads) is the last status, whatever its parent.
     void server_zmq::serve_comms()
     {
         zmq::multipart_t frames;
+        bool served = false;
         while (!m_request_stop && frames.recv(m_shell, ZMQ_DONTWAIT))
         {
             std::optional<xeus::xmessage> request = m_reader.read(frames, "shell");
@@ -163,10 +170,16 @@ namespace xrpyc
                 continue;
             }
             const std::string type = request->header().value("msg_type", "");
+            if (type != "comm_msg" && type != "comm_open" && type != "comm_close")
+            {
+                m_deferred.push_back(std::move(*request));
+                continue;
+            }
             xeus::xcomm_manager& comms = xeus::get_interpreter().comm_manager();
+            nl::json parent = request->header();
+            publish_status(parent, "busy");
             try
             {
-                // No busy/idle around them: the kernel is busy with the request that runs.
                 if (type == "comm_msg")
                 {
                     comms.comm_msg(std::move(*request));
@@ -175,19 +188,21 @@ namespace xrpyc
                 {
                     comms.comm_open(std::move(*request));
                 }
-                else if (type == "comm_close")
-                {
-                    comms.comm_close(std::move(*request));
-                }
                 else
                 {
-                    m_deferred.push_back(std::move(*request));
+                    comms.comm_close(std::move(*request));
                 }
             }
             catch (std::exception& e)
             {
                 std::cerr << "xrpyc: " << type << ": " << e.what() << std::endl;
             }
+            publish_status(std::move(parent), "idle");
+            served = true;
+        }
+        if (served)
+        {
+            publish_status(xeus::get_interpreter().parent_header(), "busy");
         }
     }
 

@@ -9,7 +9,8 @@
 //    flag is named as the messaging spec (and xeus >= 5) names it:
 //    "password", which JupyterLab and jupyter_client read (2.4 sends "pwd",
 //    so a getpass() prompt showed what was typed);
-//  - requests answered by abort_queue get busy/idle statuses around them.
+//  - requests answered by abort_queue, and comm requests served while a
+//    cell runs (serve_comms), get busy/idle statuses around them.
 // xeus >= 5 keeps its sockets out of reach (xeus-zmq's xserver_zmq_impl):
 // there the reader's checks come as a patch to xeus-zmq
 // (cmake/xeus-zmq-request-checks.patch, applied by cmake/build-against-xeus.sh).
