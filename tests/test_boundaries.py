@@ -263,17 +263,19 @@ def test_a_device_flooding_a_connected_kernel_cannot_fill_its_memory(device: int
 
 
 def test_a_device_whose_agent_answers_wrongly_gets_a_clear_error() -> None:
-    from xrpyc.session import REGISTRY_MODULE, agent_digest
+    from xrpyc.session import agent_digest, agent_package
 
     with stock_rpyc_classic() as port:
         planter = rpyc.classic.connect("127.0.0.1", port)
         try:
-            # Something on the device replaced the agent's cached code with code whose connect() answers garbage.
+            # Something on the device put a package of this xrpyc's name and digest there, whose agent's
+            # connect() answers garbage.
             planter.execute(
                 "import sys, types\n"
-                f"module = sys.modules.setdefault({REGISTRY_MODULE!r}, types.ModuleType({REGISTRY_MODULE!r}))\n"
-                "module.agents = getattr(module, 'agents', {})\n"
-                f"module.compiled = {{{agent_digest()!r}: compile('def connect(*args):\\n return 42', 'x', 'exec')}}"
+                f"package = sys.modules[{agent_package()!r}] = types.ModuleType({agent_package()!r})\n"
+                f"package.digest = {agent_digest()!r}\n"
+                "package.agent = types.ModuleType('agent')\n"
+                "exec('def connect(*args):\\n return 42', vars(package.agent))"
             )
             with kernel(port) as running:
                 result = running.run("1")

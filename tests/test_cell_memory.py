@@ -7,8 +7,7 @@ from pathlib import Path
 
 from kernel_client import RunningKernel
 from test_files import classic_device
-
-from xrpyc import agent
+from xrpyc.remote import agent
 
 BIG = 20 << 20  # characters in one cell
 # The agent's cell sources, from a cell: (how many, their characters).

@@ -8,6 +8,7 @@ boards), and Debian's rpyc 5.x server (no jedi either).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import socket
@@ -342,16 +343,18 @@ def _eventually(ask: Any, wanted: str, timeout: float = 10.0) -> list[str]:
 # -- the device-side sources -----------------------------------------------------------------------
 
 
-def test_agent_sources_do_not_rebind_each_others_names() -> None:
-    """The sources share one namespace on the device: a name defined twice would break the first user."""
-    namespace: dict[str, Any] = {"__name__": "xrpyc_device_side"}
-    owners: dict[str, str] = {}
-    directory = Path(session.__file__).parent
-    for name in session.AGENT_SOURCES:
-        before = dict(namespace)
-        source = (directory / name).read_text(encoding="utf-8")
-        exec(compile(source, session.AGENT_FILENAME, "exec"), namespace)
-        for key, value in before.items():
-            if not key.startswith("__") and namespace[key] is not value:
-                pytest.fail(f"{name} rebinds {key!r} of {owners[key]}")
-        owners.update((key, name) for key in namespace if key not in before)
+def test_each_remote_module_comes_after_the_modules_it_imports() -> None:
+    """The device executes session.REMOTE_MODULES in their order as its package's modules (remote/loader.py):
+    a module missing from the list, or listed before one it imports, would not be found there."""
+    directory = Path(session.__file__).parent / "remote"
+    assert {*session.REMOTE_MODULES, "__init__", "loader"} == {path.stem for path in directory.glob("*.py")}
+    made: set[str] = set()
+    for name in session.REMOTE_MODULES:
+        for node in ast.walk(ast.parse((directory / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                imported = {node.module} if node.module else {alias.name for alias in node.names}
+                assert imported <= made, f"{name} imports {imported - made} before the device has made it"
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(module.split(".")[0] == "xrpyc" for module in modules), f"{name} imports xrpyc"
+        made.add(name)

@@ -76,13 +76,14 @@ def test_a_kernel_cannot_reach_another_kernels_namespace() -> None:
 
 
 def test_a_new_kernels_worker_starts_with_the_agent_compiled_by_the_zygote() -> None:
-    # Compiling the agent costs 20-30 ms on a PC, over 100 ms on a board: once per device, not per kernel.
+    # Compiling the device-side modules costs 20-30 ms on a PC, over 100 ms on a board: once per device,
+    # not per kernel.
     with device_process("--token", TOKEN) as (port, _):
         address = Address.parse(f"127.0.0.1:{port}")
         attempt = Attempt(10)
         conn = session._open(address, attempt, Credentials(token=TOKEN), uuid.uuid4().hex)
         try:
-            found = conn.eval(session._COMPILED.format(module=session.REGISTRY_MODULE, digest=session.agent_digest()))
+            found = conn.eval(session._INSTALLED.format(package=session.agent_package(), digest=session.agent_digest()))
             assert found is not None, "the new worker had to compile the agent again"
         finally:
             conn.close()

@@ -25,10 +25,9 @@ import pytest
 from jupyter_client.manager import KernelManager, start_new_kernel
 from kernel_client import Result, RunningKernel
 from servers import BIN, DEBIAN_RPYC_CLASSIC, free_port, stock_rpyc_classic, stop, wait_for_port
+from xrpyc.remote import files as file_ops
 
-from xrpyc import devicefiles
-
-PART = devicefiles.PART_SUFFIX
+PART = file_ops.PART_SUFFIX
 HUGE = 4 << 30  # sparse: instant to make, 10+ s to send, so an interrupt lands mid-transfer
 
 
@@ -338,9 +337,9 @@ def test_rpyc5_device(files_kernel: RunningKernel, here: Path, there: Path) -> N
 def test_sink_keeps_nothing_when_the_digest_differs(tmp_path: Path) -> None:
     """The integrity check itself (the same code runs on the device): a wrong SHA-256 writes nothing."""
     (tmp_path / "kept.txt").write_text("old")
-    handle, _lease = devicefiles.files_sink(str(tmp_path), "kept.txt", 0o644)
-    devicefiles.files_write(handle, b"new")
-    assert devicefiles.files_finish(handle, "0" * 64) == hashlib.sha256(b"new").hexdigest()
+    handle, _lease = file_ops.sink(str(tmp_path), "kept.txt", 0o644)
+    file_ops.write(handle, b"new")
+    assert file_ops.finish(handle, "0" * 64) == hashlib.sha256(b"new").hexdigest()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt"]
     assert (tmp_path / "kept.txt").read_text() == "old"
 

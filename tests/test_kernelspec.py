@@ -88,17 +88,12 @@ def test_after_a_cell_language_info_is_the_devices_python() -> None:
 def test_a_device_that_lies_about_its_version_gets_none() -> None:
     """Its answer goes into notebook metadata and a link: anything but a version number is dropped."""
     lie = "<img src=x onerror=alert(1)>" * 1000
-    # The device's cached agent code, replaced by code whose connect() answers with that lie for the version.
-    planted = (
-        "import sys\n"
-        "m = sys.modules['_xrpyc_agents']\n"
-        "exec(m.real, globals())\n"
-        "_real = connect\n"
-        "connect = lambda *args: _real(*args)[:7] + (m.lie,)\n"
-    )
+    # The device's installed agent module, its connect() replaced by one that answers with that lie for the version.
     plant = (
-        f"import sys\nm = sys.modules['_xrpyc_agents']\nm.lie = {lie!r}\n"
-        f"(digest, m.real), = m.compiled.items()\nm.compiled[digest] = compile({planted!r}, 'planted', 'exec')"
+        "import sys\n"
+        "agent = sys.modules[type(next(iter(sys.modules['_xrpyc_agents'].agents.values()))).__module__]\n"
+        "_real = agent.connect\n"
+        f"agent.connect = lambda *args: _real(*args)[:7] + ({lie!r},)"
     )
     with board_like_device() as port, kernel(port) as running:
         assert running.run(plant).status == "ok"

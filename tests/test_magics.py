@@ -26,8 +26,8 @@ from IPython.core.magics.execution import TimeitResult as IPythonTimeitResult
 from IPython.core.magics.execution import _format_time as ipython_format_time
 from kernel_client import RunningKernel, kernel
 from test_interrupt import assert_interrupted, interrupt_after_start
-from xrpyc.devicemagics import CELL_MAGICS, LINE_MAGICS, MAGICS_NAME, DeviceMagics, TimeitResult, _format_time
 from xrpyc.magics import MagicError, transform_cell
+from xrpyc.remote.magics import CELL_MAGICS, LINE_MAGICS, MAGICS_NAME, DeviceMagics, TimeitResult, _format_time
 from xrpyc.shell import Shell
 
 from xrpyc import session
@@ -127,11 +127,10 @@ def test_every_magic_the_kernel_accepts_exists_on_the_device() -> None:
 
 
 def test_device_side_sources_parse_as_python_3_6() -> None:
-    directory = Path(session.__file__).parent
-    assert "devicemagics.py" in session.AGENT_SOURCES
-    for name in session.AGENT_SOURCES:
-        source = (directory / name).read_text(encoding="utf-8")
-        ast.parse(source, filename=name, feature_version=(3, 6))
+    directory = Path(session.__file__).parent / "remote"
+    assert "magics" in session.REMOTE_MODULES
+    for name in (*session.REMOTE_MODULES, "loader"):
+        ast.parse((directory / f"{name}.py").read_text(encoding="utf-8"), filename=name, feature_version=(3, 6))
 
 
 # -- IPython's output formats --------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """$download from a hostile device: the names, modes, sizes and bytes it sends are data, never trusted.
 
 Each test starts its own stock rpyc_classic device, connects the kernel to it,
-and runs a cell that replaces device-side functions of devicefiles.py in the
-namespace the kernel's helpers were compiled into (the agent's globals, found
-through the `_xrpyc_agents` registry): what any device, or another kernel's
-cell on a shared device, can do.
+and runs a cell that replaces device-side functions of remote/files.py in the
+module the device made of it (the agent module's `files`, found through the
+`_xrpyc_agents` registry): what any device, or another kernel's cell on a
+shared device, can do.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from test_files import assert_command_error, classic_device, kernel_in, no_lefto
 
 PAYLOAD = b"#!/bin/sh\necho escaped\n"
 
-# Run on the device: the helpers' namespace of this (first and only) connection, and a
+# Run on the device: the helpers' module of this (first and only) connection, and a
 # FileSource stand-in that serves `data` (in pieces of `piece` bytes, whatever was asked).
 HOSTILE = """
 import hashlib, io, sys
-_helpers = next(iter(sys.modules['_xrpyc_agents'].agents.values())).run.__func__.__globals__
+_helpers = vars(next(iter(sys.modules['_xrpyc_agents'].agents.values())).run.__func__.__globals__['files'])
 class _Fake:
     def __init__(self, data, piece):
         self._file, self._hash, self._piece = io.BytesIO(data), hashlib.sha256(), piece
@@ -38,11 +38,11 @@ def _serve(data, piece=0):
     def source(path):
         fake = _Fake(data, piece)
         return (fake.read, fake.finish)
-    _helpers['files_source'] = source
+    _helpers['source'] = source
 def _list(files, dirs=()):
-    _helpers['files_walk'] = lambda root: (tuple(dirs), tuple(files), 0)
+    _helpers['walk'] = lambda root: (tuple(dirs), tuple(files), 0)
 def _stat(result):
-    _helpers['files_stat'] = lambda path: result
+    _helpers['examine'] = lambda path: result
 """
 
 
@@ -194,13 +194,13 @@ def test_names_in_ls_and_errors_carry_no_terminal_escapes(
 ) -> None:
     source, chosen, _ = places
     evil = "\x1b]0;owned\x07\x1b[2J"
-    hostile.run(f"_helpers['files_listdir'] = lambda path: ({evil!r}, (({evil!r}, False, 1, 0.0),))")
+    hostile.run(f"_helpers['listdir'] = lambda path: ({evil!r}, (({evil!r}, False, 1, 0.0),))")
     listing = hostile.run(f'$ls("{source}")').stream()
     assert "\x1b" not in listing and "\x07" not in listing and "\\x1b]0;owned\\x07" in listing
     # An OSError from the device whose text carries escapes (its strerror and filename are the device's).
     hostile.run(f"_stat(('file', {len(PAYLOAD)}, 0o644, {str(source / 'ok.txt')!r}))")
     hostile.run(f"def _fail(path):\n    raise OSError(5, 'I/O error' + {evil!r}, {evil!r})\n"
-                "_helpers['files_source'] = _fail")
+                "_helpers['source'] = _fail")
     result = hostile.run(f'$download("{source}/ok.txt", "{chosen}")')
     error = assert_command_error(result, "\\x1b]0;owned")
     assert "\x1b" not in error and "\x07" not in error

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from xrpyc.agent import Agent
 from xrpyc.cellparse import Code, Command, CommandSyntaxError, split_cell
+from xrpyc.remote.agent import Agent
 from xrpyc.session import Address
 
 

@@ -1,7 +1,7 @@
 """Jupyter widgets on the device, at the protocol level: comms both ways through the kernel.
 
 A stock rpyc server of this venv's Python (which has ipywidgets) and one of
-pyenv's 3.8 without it (devicewidgets.py's controls), with the kernel driven
+pyenv's 3.8 without it (remote/widgets.py's controls), with the kernel driven
 through jupyter_client as JupyterLab's widget manager drives it.
 """
 

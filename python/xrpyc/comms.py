@@ -4,7 +4,7 @@ The frontend's side arrives from xeus' comm manager (xrpyc/xcomms.cpp: on_open,
 on_msg, on_close, in the kernel's main thread, also while a cell runs: see
 between()) and goes to the device's agent over its second connection, which a
 thread of the device serves while the cell runs (session.Device.comm_channel,
-devicecomms.py). The device's side comes as payloads (kind, comm_id, target,
+remote/comms.py). The device's side comes as payloads (kind, comm_id, target,
 data JSON, metadata JSON, buffers): in a cell's output (main thread: published
 through xeus' comms with the cell as parent) or, from the device's other
 threads, on that second connection, in a thread of ours: comm_msg goes out at

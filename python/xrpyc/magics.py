@@ -3,7 +3,7 @@
 As IPython's TransformerManager turns `%time x` into
 `get_ipython().run_line_magic('time', 'x')`, this turns it into
 `_xrpyc_magics.line('time', 'x')`, a call of the kernel's DeviceMagics on the
-device (devicemagics.py). No IPython is imported here or needed there.
+device (remote/magics.py). No IPython is imported here or needed there.
 
 - `%name args` and `!command` (also `!!command`) where a statement starts,
   indented or not; `x = !command` and `x = %name args`.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from .cellparse import logical_lines
-from .devicemagics import CELL_MAGICS, LINE_MAGICS, MAGICS_NAME
+from .remote.magics import CELL_MAGICS, LINE_MAGICS, MAGICS_NAME
 
 
 class MagicError(ValueError):

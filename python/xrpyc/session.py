@@ -20,12 +20,12 @@ from typing import Any, Callable
 from .channel import OversizedFrame
 from .deadline import Attempt, Cancelled
 from .loopback import is_loopback
+from .remote.loader import install as install_remote_modules
+from .remote.registry import NAME as REGISTRY_MODULE
 from .security import Credentials, lookup
 
 DEFAULT_PORT = 18812
 DEFAULT_TIMEOUT = 5.0
-AGENT_FILENAME = "<xrpyc-agent>"
-REGISTRY_MODULE = "_xrpyc_agents"  # as in agent.py
 # Seconds to notice a dead link; seconds a device gets to stop after an interrupt.
 LINK_TIMEOUT = 10
 INTERRUPT_GRACE = 1.0
@@ -109,19 +109,6 @@ def default_address() -> Address:
     return Address.parse(os.environ.get("XRPYC_DEVICE") or f"127.0.0.1:{DEFAULT_PORT}")
 
 
-# Device-side sources, compiled by the device's Python in this order into one namespace.
-AGENT_SOURCES = (
-    "richrepr.py",
-    "devicefacts.py",
-    "introspect.py",
-    "devicemagics.py",
-    "devicecomms.py",
-    "devicewidgets.py",
-    "agent.py",
-    "devicefiles.py",
-)
-
-
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -147,46 +134,87 @@ def _nagle_on_device_end(conn: Any) -> None:
     sock.setsockopt(*NODELAY)
 
 
-# Evaluated by the device (any Python from 3.6, rpyc 5.x or 6.x): the AGENT_SOURCES of this digest as an
-# earlier kernel of the device process (or xrpyc-device's zygote) compiled them (agent.keep), executed
-# into a fresh namespace, whose connect() it returns; None when this process has not compiled them yet.
-_COMPILED = (
-    "(lambda code, namespace: code and (exec(code, namespace), namespace['connect'])[1])("
-    "getattr(__import__('sys').modules.get({module!r}), 'compiled', {{}}).get({digest!r}), {{}})"
+# The device-side modules (python/xrpyc/remote), each after those it imports: the device's Python
+# executes them in this order as the modules of a private package (remote/loader.py).
+REMOTE_MODULES = ("richrepr", "facts", "registry", "introspect", "magics", "comms", "widgets", "files", "agent")
+REMOTE_PACKAGE = "_xrpyc_remote_"  # + the start of agent_digest(): see agent_package()
+
+# Evaluated by the device (any Python from 3.6, rpyc 5.x or 6.x): the connect() of the package this
+# xrpyc's modules became in the device process (for an earlier kernel, or in xrpyc-device's zygote);
+# None when this process has not installed them yet, or not completely.
+_INSTALLED = (
+    "(lambda package: package.agent.connect if getattr(package, 'digest', None) == {digest!r} else None)("
+    "__import__('sys').modules.get({package!r}))"
 )
+# Evaluated by the device: remote/loader.py's install(), defined in a namespace of its own.
+_LOADER = "(lambda namespace: (exec({source!r}, namespace), namespace['install'])[1])({{}})"
 
 
 @functools.lru_cache(maxsize=1)
 def agent_digest() -> str:
-    """Names the agent sources of this xrpyc in a device's cache of compiled code."""
+    """Names this xrpyc's device-side modules on a device: what their package there holds."""
     import hashlib
 
-    return hashlib.sha256(_agent_source().encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(_loader_source().encode("utf-8"))
+    for name, source in _remote_sources():
+        digest.update(f"\0{name}\0{source}".encode())
+    return digest.hexdigest()
+
+
+def agent_package() -> str:
+    """The name of the private package this xrpyc's device-side modules make on a device: one no device's
+    own package has, and another per xrpyc version."""
+    return REMOTE_PACKAGE + agent_digest()[:12]
 
 
 def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input: AskInput | None) -> tuple:
     """Install the agent on a new connection and attach to kernel `key`'s: agent.connect()'s answer.
 
-    Two round trips when the device process has the sources compiled already (a
+    Two round trips when the device process has the modules installed already (a
     second kernel, a reconnect, any kernel of an xrpyc-device of this version);
-    else the device compiles them once, in one namespace, and keeps the code.
+    else the device compiles them once, from their sources sent in one call (by
+    value: a tuple of strings), and keeps them as a package.
     """
-    connect = conn.eval(_COMPILED.format(module=REGISTRY_MODULE, digest=agent_digest()))
+    connect = conn.eval(_INSTALLED.format(package=agent_package(), digest=agent_digest()))
     if connect is None:
         _nagle_on_device_end(conn)
-        namespace = conn.builtins.dict()
-        code = conn.builtins.compile(_agent_source(), AGENT_FILENAME, "exec")
-        conn.builtins.exec(code, namespace)
-        namespace["keep"](agent_digest(), code)
-        connect = namespace["connect"]
+        install = conn.eval(_LOADER.format(source=_loader_source()))
+        connect = install(agent_package(), agent_digest(), _remote_sources())
     answer = connect(key, on_output, on_input)
-    # From the device: a process that changed the agent (or its cached code) may answer anything.
+    # From the device: a process that changed the agent (or its installed modules) may answer anything.
     if type(answer) is not tuple or len(answer) != INSTALLED_FIELDS:
         raise DeviceError(
             f"the device's xrpyc agent answered {type(answer).__name__} instead of {INSTALLED_FIELDS} values: "
             "something on the device changed xrpyc's code"
         )
     return answer
+
+
+def keep_agent_compiled() -> None:
+    """Install the device-side modules in this process as a device's first kernel does (_install).
+
+    For xrpyc-device's zygote (device/zygote.py): its workers start with the
+    package of their own xrpyc's modules, so a kernel of the same version skips
+    the compile (20-30 ms on a PC); it also imports what those modules import.
+    """
+    install_remote_modules(agent_package(), agent_digest(), _remote_sources())
+
+
+@functools.lru_cache(maxsize=1)
+def _remote_sources() -> tuple[tuple[str, str], ...]:
+    """The REMOTE_MODULES as (name, source text), ...: all go to the device in one call, not one per
+    module (each is a network round trip, milliseconds on a board's Wi-Fi)."""
+    return tuple((name, _read_remote(f"{name}.py")) for name in REMOTE_MODULES)
+
+
+@functools.lru_cache(maxsize=1)
+def _loader_source() -> str:
+    return _read_remote("loader.py")
+
+
+def _read_remote(filename: str) -> str:
+    with open(os.path.join(os.path.dirname(__file__), "remote", filename), encoding="utf-8") as source:
+        return source.read()
 
 
 _PYTHON_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?[A-Za-z0-9+.]{0,16}")
@@ -196,30 +224,6 @@ def _python_version(answer: Any) -> str:
     """The device's Python version as agent.connect() said it (kernel_info's language_info.version);
     "" for anything else than a version number, as the device's answer may be anything."""
     return answer if type(answer) is str and _PYTHON_VERSION.fullmatch(answer) else ""
-
-
-def keep_agent_compiled() -> None:
-    """Compile the agent sources here and keep the code as a device's first kernel has it kept (_install).
-
-    For xrpyc-device's zygote (device/zygote.py): its workers start with the
-    code of their own xrpyc's agent, so a kernel of the same version skips the
-    compile (20-30 ms on a PC); it also imports what the agent imports.
-    """
-    code = compile(_agent_source(), AGENT_FILENAME, "exec")
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)
-    namespace["keep"](agent_digest(), code)
-
-
-@functools.lru_cache(maxsize=1)
-def _agent_source() -> str:
-    """The AGENT_SOURCES as one text: one compile and one exec on the device, not one per file
-    (each is a network round trip, milliseconds on a board's Wi-Fi)."""
-    sources = []
-    for name in AGENT_SOURCES:
-        with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as source:
-            sources.append(source.read())
-    return "\n".join(sources)
 
 
 @functools.lru_cache(maxsize=1)
@@ -508,8 +512,7 @@ class Device:
         self.address = address
         self.credentials = credentials
         self.key = key
-        # helpers: the device-side namespace the AGENT_SOURCES were executed in
-        # (devicefiles.py's functions for transfer.py). resumed: True when the
+        # helpers: the device's remote/files.py module (its functions for transfer.py). resumed: True when the
         # device still had this kernel's namespace (a reconnect). The agent's
         # methods come along: each cell is then one round trip.
         self.helpers, self._agent, self.resumed, self._run, complete, inspect, view, python = installed
@@ -630,7 +633,7 @@ class Device:
 
     def comm_channel(self, on_message: Callable[[tuple], None]) -> Callable[..., Any] | None:
         """The device agent's comms.deliver on the interrupt channel, whose thread on the device serves it
-        while a cell runs; `on_message` gets the comm messages of the device's other threads (devicecomms.py),
+        while a cell runs; `on_message` gets the comm messages of the device's other threads (remote/comms.py),
         in a thread that serves that channel here. Set up on first use; None without the channel."""
         with self._comm_lock:
             if self._deliver_comm is None:

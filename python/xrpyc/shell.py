@@ -559,7 +559,7 @@ class Shell:
                 pass
         # Imported here: agent.py (with the device-side sources it imports) is
         # the device's code, which the kernel needs only when no device is there.
-        from .agent import code_status
+        from .remote.agent import code_status
 
         return code_status(text)
 

@@ -4,7 +4,7 @@ Files travel over the cell connection (rpyc) in CHUNK-sized pieces, WINDOW of
 them in flight, as bytes (by value, never netrefs), with rpyc's zlib
 compression off for the transfer: on loopback it capped transfers at ~35 MB/s
 (up to 560 MB/s without), and a board's CPU compresses slower than its network
-sends. Both ends run devicefiles.py (the device its copy, compiled by
+sends. Both ends run remote/files.py (the device its copy, installed by
 session.Device.connect): each file is written under a temporary name next to
 its destination and renamed over it only once its SHA-256 matches the sender's.
 
@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import devicefiles
 from .commands import CommandError
-from .devicefacts import byte_size
+from .remote import files as file_ops
+from .remote.facts import byte_size
 from .session import DeviceError
 
 if TYPE_CHECKING:
@@ -67,8 +67,8 @@ _REASONS = {
     errno.ELOOP: "it is a symbolic link, which a transfer does not follow",
 }
 # The longest name a received file may have: its temporary name
-# (devicefiles.PART_SUFFIX) must fit in the usual 255-byte limit.
-NAME_MAX = 255 - len("." + devicefiles.PART_SUFFIX)
+# (file_ops.PART_SUFFIX) must fit in the usual 255-byte limit.
+NAME_MAX = 255 - len("." + file_ops.PART_SUFFIX)
 PATH_MAX = 4000
 
 
@@ -117,7 +117,7 @@ def unsafe_name(path: Any) -> str:
 
 
 class _Side:
-    """One end of a transfer: devicefiles' functions on this machine (the module)
+    """One end of a transfer: remote/files.py's functions on this machine (the module)
     or on the device (its copy, through rpyc)."""
 
     def __init__(self, where: str, functions: Any, device: Device | None = None) -> None:
@@ -137,7 +137,7 @@ class _Side:
     def function(self, name: str) -> Callable[..., Any]:
         function = self._cache.get(name)
         if function is None:  # a round trip on the device: once per name
-            function = self._functions[name] if self.remote else getattr(self._functions, name)
+            function = getattr(self._functions, name)
             self._cache[name] = function
         return function
 
@@ -159,7 +159,7 @@ class _Side:
 def describe(error: OSError, what: str, path: str, where: str) -> str:
     """'cannot write /x/y on the device: no space left (the disk is full) [ENOSPC]'."""
     filename = getattr(error, "filename", None)
-    if isinstance(filename, str) and not filename.endswith(devicefiles.PART_SUFFIX):
+    if isinstance(filename, str) and not filename.endswith(file_ops.PART_SUFFIX):
         path = filename  # more precise: the subdirectory that could not be read, ...
     number = getattr(error, "errno", None)
     reason = _REASONS.get(number) or getattr(error, "strerror", None) or str(error.args[0] if error.args else error)
@@ -168,7 +168,7 @@ def describe(error: OSError, what: str, path: str, where: str) -> str:
 
 
 def _local() -> _Side:
-    return _Side("locally", devicefiles)
+    return _Side("locally", file_ops)
 
 
 def _remote(device: Device) -> _Side:
@@ -259,7 +259,7 @@ class _Transfer:
 
     Everything is written below `root`, the destination directory the user
     chose: as relative paths, each name opened there without following links
-    (devicefiles._files_open_dir). The names a device sends are checked first
+    (files._open_dir). The names a device sends are checked first
     (unsafe_name), and so are its sizes and bytes (_reader).
     """
 
@@ -281,7 +281,7 @@ class _Transfer:
     def plan(self, source: str, destination: str) -> None:
         src, dst = self.source, self.target
         with src.explain("read", source):
-            kind, size, mode, src_full = src.call("files_stat", source)
+            kind, size, mode, src_full = src.call("examine", source)
         if src.remote and not (kind in ("", "file", "dir", "other") and _is_size(size) and _is_size(mode)
                                and type(src_full) is str):
             raise _error(f"the device answered nonsense about {source}: nothing was written")
@@ -293,15 +293,15 @@ class _Transfer:
         if src.remote:
             self._check(name, src_full)
         with dst.explain("read", destination):
-            dst_kind, _, _, dst_full = dst.call("files_stat", destination)
+            dst_kind, _, _, dst_full = dst.call("examine", destination)
             if dst_kind == "dir":
                 root, top = dst_full, name
-                target_kind = dst.call("files_stat", dst.path.join(root, top))[0]
+                target_kind = dst.call("examine", dst.path.join(root, top))[0]
             elif dst_kind:
                 (root, top), target_kind = dst.path.split(dst_full), dst_kind
             else:
                 root, top = (dst_full, name) if destination.endswith("/") else dst.path.split(dst_full)
-                root_kind = dst.call("files_stat", root)[0]
+                root_kind = dst.call("examine", root)[0]
                 if not root_kind:
                     raise _error(f"the destination directory {root} does not exist {dst.where}")
                 if root_kind != "dir":
@@ -317,7 +317,7 @@ class _Transfer:
             if target_kind not in ("", "dir"):
                 raise _error(f"{target} {dst.where} exists and is not a directory")
             with src.explain("read", src_full):
-                dirs, files, self.skipped = src.call("files_walk", src_full)
+                dirs, files, self.skipped = src.call("walk", src_full)
             if src.remote:
                 self._check_listing(src_full, dirs, files)
             self.dirs = [top, *(dst.path.join(top, d) for d in dirs)]
@@ -327,7 +327,7 @@ class _Transfer:
             self.label = self.where + shown(f"{src_full}/ → {target}/")
         self.total = sum(item.size for item in self.items)
         with dst.explain("read", root):
-            free = dst.call("files_free", root)
+            free = dst.call("free", root)
         if self.total > free:  # refused before a byte is written: a claimed size cannot fill the disk
             raise _error(
                 f"{byte_size(self.total)} do not fit in {root} {dst.where}: {byte_size(free)} free; nothing was written"
@@ -342,7 +342,7 @@ class _Transfer:
             )
 
     def _check_listing(self, src_full: str, dirs: Any, files: Any) -> None:
-        """The device's files_walk answer: tuples of plain names, sizes and modes, or CommandError."""
+        """The device's walk answer: tuples of plain names, sizes and modes, or CommandError."""
         if type(dirs) is not tuple or type(files) is not tuple or not _is_size(self.skipped):
             raise _error(f"the device answered nonsense listing {src_full}: nothing was written")
         for entry in files:
@@ -357,7 +357,7 @@ class _Transfer:
         for directory in self.dirs:
             self.job.check()
             with self.target.explain("create the directory", self.target.path.join(self.root, directory)):
-                self.target.call("files_makedirs", self.root, directory)
+                self.target.call("makedirs", self.root, directory)
         for item in self.items:
             self._copy(item)
             self.files_done += 1
@@ -366,10 +366,10 @@ class _Transfer:
         src, dst = self.source, self.target
         target = dst.path.join(self.root, item.target)
         with src.explain("read", item.source):
-            read, finish_read = src.call("files_source", item.source)
+            read, finish_read = src.call("source", item.source)
         with dst.explain("write", target):
             # The lease keeps the sink alive, until this function returns.
-            handle, _lease = dst.call("files_sink", self.root, item.target, item.mode)
+            handle, _lease = dst.call("sink", self.root, item.target, item.mode)
         try:
             chunks, send = _reader(src, read, item), _Writer(dst, handle)
             while True:
@@ -388,10 +388,10 @@ class _Transfer:
             if type(expected) is not str:  # a device's object, whose == could say anything
                 expected = "not a digest"
             with dst.explain("write", target):
-                actual = dst.call("files_finish", handle, expected)
+                actual = dst.call("finish", handle, expected)
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be gone: the device cleans up then
-                dst.call("files_abort", handle)
+                dst.call("abort", handle)
             raise
         if actual != expected:
             raise _error(f"{target} {dst.where} did not arrive as sent (its SHA-256 differs), so it was not written")
@@ -445,7 +445,7 @@ class _Writer:
 
     def __init__(self, side: _Side, handle: int) -> None:
         self._handle = handle
-        self._write = side.function("files_write")
+        self._write = side.function("write")
         self._pending: collections.deque | None = None
         if side.remote:
             import rpyc
@@ -588,7 +588,7 @@ def list_directory(shell: Shell, path: str, name: str | None = None) -> None:
 
     def work() -> tuple:
         with side.explain("list", path):
-            return side.call("files_listdir", path)
+            return side.call("listdir", path)
 
     full, entries = _Job(device).run(work)
     if type(full) is not str or type(entries) is not tuple or not all(map(_is_entry, entries)):

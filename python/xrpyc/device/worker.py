@@ -26,7 +26,7 @@ between bytecodes, so a cell blocked in time.sleep or a socket read went on
 blocking. A signal interrupts the system call, but Python runs signal handlers
 (and PEP 475 gives up retrying the call) only in the main thread. So the
 control socket is read by a thread, and the main thread runs cells: the agent
-(agent.py) hands a cell to `MainThread.call` when it finds it in the registry
+(remote/agent.py) hands a cell to `MainThread.call` when it finds it in the registry
 module, and interrupts it with SIGINT (signal.pthread_kill). SIGINT is ignored
 here except while a cell runs (the agent installs its handler for the cell),
 so a late one hits nothing.
@@ -43,12 +43,11 @@ import select
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
-import types
 from typing import Any, Callable, NoReturn
 
+from ..remote import registry
 from . import mjpeg
 
 log = logging.getLogger("xrpyc-device")
@@ -62,7 +61,6 @@ COUNT = struct.Struct("!Q")
 WATCH_INTERVAL = 0.5  # s between checks for connections whose peer has gone
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
-REGISTRY_MODULE = "_xrpyc_agents"  # agent.py's REGISTRY_MODULE (agent.py imports nothing of ours, nor we it)
 _GONE = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
@@ -86,7 +84,7 @@ class MainThread:
 
     The agent runs cells here, so that a signal reaches them (see the module's
     docstring); it finds this object as `main_thread` in the agents registry
-    module (agent.py imports nothing of ours). Several kernels share the
+    module (remote/registry.py). Several kernels share the
     token-less worker: while one's cell runs here, `call` declines, and the
     others' cells run in their connection's thread, as on a stock server.
     """
@@ -146,13 +144,7 @@ class Worker:
 
     def run(self) -> NoReturn:
         main_thread = MainThread()
-        # The zygote's registry holds the agent's code, compiled once for every worker: kept, with no agents.
-        registry = sys.modules.get(REGISTRY_MODULE) or types.ModuleType(
-            REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key"
-        )
-        registry.agents = {}  # type: ignore[attr-defined]  # filled by agent.py
-        registry.main_thread = main_thread  # type: ignore[attr-defined]
-        sys.modules[REGISTRY_MODULE] = registry
+        registry.shared().main_thread = main_thread  # agent.run gives it the cells
         threading.Thread(target=self._forward_frames, name="xrpyc-frames", daemon=True).start()
         threading.Thread(target=self._watch, name="xrpyc-lifetime", daemon=True).start()
         threading.Thread(target=self._receive, name="xrpyc-control", daemon=True).start()
@@ -232,8 +224,7 @@ class Worker:
                 continue
             now = time.monotonic()
             idle_since = idle_since or now
-            registry = sys.modules.get(REGISTRY_MODULE)
-            goodbye = not getattr(registry, "agents", None)
+            goodbye = not registry.shared().agents
             with self._lock:
                 received = self._received
             if (goodbye or now - idle_since >= self._grace) and received != asked:

@@ -31,8 +31,8 @@ from ..session import keep_agent_compiled
 from . import worker
 
 # Imported before the fork, shared by every worker (copy-on-write): rpyc, and what
-# the kernels' agent (agent.py, devicefacts.py, devicefiles.py) imports on a device.
-# The agent's code itself is compiled here too (session.keep_agent_compiled).
+# the kernels' device-side modules (python/xrpyc/remote) import on a device. Those
+# modules themselves are installed here too (session.keep_agent_compiled).
 PRELOAD = (
     "rpyc", "rpyc.utils.classic", "rpyc.core.channel", "rpyc.core.stream", "xrpyc.device.display",
     "ast", "getpass", "glob", "hashlib", "platform", "shutil",

@@ -1,9 +1,6 @@
 """Completion and inspection on the device, in one kernel's live namespace.
 
-Compiled on the device like agent.py (session.AGENT_SOURCES, before agent.py,
-into the same namespace): it imports nothing from xrpyc, stays compatible with
-Python 3.6, and prefixes its module-level names (`intro_`, `INTRO_`,
-`Introspector`) to keep clear of the other sources' names there.
+Shipped to the device as source text like agent.py (see __init__.py).
 
 Completion uses jedi when the device has it (boards rarely do), after a
 lighter completer of its own: names, attributes, modules in imports, dict
@@ -36,34 +33,30 @@ import types
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-try:
-    # On a device, richrepr.py was compiled into this namespace first (session.py).
-    wire_text  # noqa: B018
-except NameError:  # imported in the kernel's own process (unit tests)
-    from .richrepr import wire_text
+from .richrepr import wire_text
 
-INTRO_MAX_MATCHES = 1000
-INTRO_MAX_KEYS = 10000  # keys of a mapping looked at
-INTRO_MAX_ENTRIES = 5000  # directory entries looked at
-INTRO_MAX_WORKERS = 4  # requests still running on the device (a __dir__ that sleeps); more get nothing
-INTRO_MODULES_TTL = 60.0  # s before the list of importable modules is read again
-INTRO_STRING_FORM = 200  # characters of str(obj) shown
-INTRO_PRIMARY_SCAN = 300  # characters before a "." searched for the expression it follows
-INTRO_NOTHING = object()
+MAX_MATCHES = 1000
+MAX_KEYS = 10000  # keys of a mapping looked at
+MAX_ENTRIES = 5000  # directory entries looked at
+MAX_WORKERS = 4  # requests still running on the device (a __dir__ that sleeps); more get nothing
+MODULES_TTL = 60.0  # s before the list of importable modules is read again
+STRING_FORM = 200  # characters of str(obj) shown
+PRIMARY_SCAN = 300  # characters before a "." searched for the expression it follows
+NOTHING = object()
 
 # A completion being built: [start, text, type, signature thunk or None, signature].
-IntroEntry = List[Any]
+Entry = List[Any]
 # What complete() answers: (cursor_start, cursor_end, ((text, type, signature), ...)).
-IntroAnswer = Tuple[int, int, Tuple[Tuple[str, str, str], ...]]
+Answer = Tuple[int, int, Tuple[Tuple[str, str, str], ...]]
 
-INTRO_IMPORT = re.compile(r"\s*import\s+(.*)$", re.S)
-INTRO_FROM = re.compile(r"\s*from\s+([\w.]*)$")
-INTRO_FROM_IMPORT = re.compile(r"\s*from\s+([\w.]+)\s+import\s+(.*)$", re.S)
-INTRO_DEFINITION = re.compile(r"\s*(async\s+def|def|class)\s")
+IMPORT = re.compile(r"\s*import\s+(.*)$", re.S)
+FROM = re.compile(r"\s*from\s+([\w.]*)$")
+FROM_IMPORT = re.compile(r"\s*from\s+([\w.]+)\s+import\s+(.*)$", re.S)
+DEFINITION = re.compile(r"\s*(async\s+def|def|class)\s")
 # A run of characters that cannot start a string, a comment, a bracket or a line: skipped at once.
-INTRO_PLAIN = re.compile(r"[^'\"#()\[\]{}\\\n]+")
+PLAIN = re.compile(r"[^'\"#()\[\]{}\\\n]+")
 # Node types the expression before a "." can be; an unparenthesised tuple ("a, b.") cannot.
-INTRO_PRIMARY_NODES = tuple(
+PRIMARY_NODES = tuple(
     getattr(ast, name)
     for name in ("Name", "Attribute", "Subscript", "Call", "List", "Tuple", "Dict", "Set", "Constant")
     + (("Str", "Bytes", "Num", "NameConstant") if sys.version_info < (3, 8) else ())
@@ -81,14 +74,14 @@ class Introspector:
         self._jedi = None  # type: Any  # the module, False when the device has none
         self._modules = None  # type: Optional[Tuple[tuple, float, List[str]]]
 
-    def complete(self, code: str, cursor_pos: int, budget: float) -> IntroAnswer:
+    def complete(self, code: str, cursor_pos: int, budget: float) -> Answer:
         """Completions at `cursor_pos`, as ready after at most `budget` seconds."""
-        code, cursor = intro_clamp(code, cursor_pos)
+        code, cursor = _clamp(code, cursor_pos)
         return self._bounded(budget, (cursor, cursor, ()), self._complete, code, cursor)
 
     def inspect(self, code: str, cursor_pos: int, detail_level: int, budget: float) -> tuple:
         """((mime, text), ...) describing the object at `cursor_pos`; () when nothing is known."""
-        code, cursor = intro_clamp(code, cursor_pos)
+        code, cursor = _clamp(code, cursor_pos)
         return self._bounded(budget, (), self._inspect, code, cursor, detail_level)
 
     def _bounded(self, budget: float, default: Any, work: Callable[..., None], *args: Any) -> Any:
@@ -111,7 +104,7 @@ class Introspector:
                 done.set()
 
         with self._lock:
-            if self._workers >= INTRO_MAX_WORKERS:
+            if self._workers >= MAX_WORKERS:
                 return default
             self._workers += 1
         threading.Thread(target=run, name="xrpyc-introspect", daemon=True).start()
@@ -133,27 +126,27 @@ class Introspector:
 
     # -- completion ----------------------------------------------------------
 
-    def _complete(self, publish: Callable[[IntroAnswer], None], deadline: float, code: str, cursor: int) -> None:
+    def _complete(self, publish: Callable[[Answer], None], deadline: float, code: str, cursor: int) -> None:
         entries = self._light(code, cursor)
         if entries is None:  # in a comment
             return
-        publish(intro_answer(code, cursor, entries))
-        intro_signatures(code, cursor, entries, deadline, publish)
+        publish(_answer(code, cursor, entries))
+        _signatures(code, cursor, entries, deadline, publish)
         # jedi knows more (what calls return, what the cell defines before the
         # cursor) but takes longer: its answer replaces this one if in time.
         jedi = self._jedi_module()
         if jedi is not None and jedi._xrpyc_lock.acquire(False):
             try:
-                found = intro_jedi_complete(jedi, self.namespace, code, cursor)
+                found = _jedi_complete(jedi, self.namespace, code, cursor)
                 if found:
-                    publish(intro_answer(code, cursor, found))
-                    intro_signatures(code, cursor, found, deadline, publish)
+                    publish(_answer(code, cursor, found))
+                    _signatures(code, cursor, found, deadline, publish)
             finally:
                 jedi._xrpyc_lock.release()
 
-    def _light(self, code: str, cursor: int) -> Optional[List[IntroEntry]]:
+    def _light(self, code: str, cursor: int) -> Optional[List[Entry]]:
         """Completions without jedi; None in a comment."""
-        line_start, brackets, string_at, quote, comment = intro_scan(code[:cursor])
+        line_start, brackets, string_at, quote, comment = _scan(code[:cursor])
         if comment:
             return None
         before = code[line_start:cursor]
@@ -168,36 +161,36 @@ class Introspector:
         start = cursor - len(prefix)
         head = before[: len(before) - len(prefix)]
         if head.endswith("."):
-            text = intro_primary(head[:-1])
+            text = _primary(head[:-1])
             if not text or re.match(r"\d[\d_]*$", text):  # "1." is a number being typed
                 return []
-            obj = intro_evaluate(text, self.namespace)
-            return [] if obj is INTRO_NOTHING else intro_attributes(obj, prefix, start)
-        entries = []  # type: List[IntroEntry]
+            obj = _evaluate(text, self.namespace)
+            return [] if obj is NOTHING else _attributes(obj, prefix, start)
+        entries = []  # type: List[Entry]
         if brackets:
             opener, at = brackets[-1]
             between = code[at + 1 : start].rstrip()
-            if opener == "(" and (not between or between.endswith(",")) and not INTRO_DEFINITION.match(before):
-                entries.extend(intro_keywords(self._callee(code, line_start, at), prefix, start))
+            if opener == "(" and (not between or between.endswith(",")) and not DEFINITION.match(before):
+                entries.extend(_keywords(self._callee(code, line_start, at), prefix, start))
             elif opener == "[" and not between:
-                entries.extend(intro_key_reprs(self._callee(code, line_start, at), prefix, start))
-        entries.extend(intro_names(self.namespace, prefix, start))
+                entries.extend(_key_reprs(self._callee(code, line_start, at), prefix, start))
+        entries.extend(_names(self.namespace, prefix, start))
         return entries
 
     def _callee(self, code: str, line_start: int, bracket: int) -> Any:
         """The object before the bracket at `bracket` (a function called, a mapping subscripted)."""
-        text = intro_primary(code[line_start:bracket])
-        return intro_evaluate(text, self.namespace) if text else INTRO_NOTHING
+        text = _primary(code[line_start:bracket])
+        return _evaluate(text, self.namespace) if text else NOTHING
 
     def _in_string(
         self, code: str, cursor: int, line_start: int, brackets: list, string_at: int, quote: str
-    ) -> List[IntroEntry]:
+    ) -> List[Entry]:
         """Keys of a mapping after `d["`, else paths (relative to the device's directory)."""
         letters = re.search(r"[A-Za-z]*$", code[line_start:string_at]).group().lower()
         content = code[string_at + len(quote) : cursor]
         closed = code.startswith(quote, cursor)  # the editor closed the string already
         if brackets and brackets[-1][0] == "[" and not code[brackets[-1][1] + 1 : string_at - len(letters)].strip():
-            keys = intro_keys(self._callee(code, line_start, brackets[-1][1]))
+            keys = _keys(self._callee(code, line_start, brackets[-1][1]))
             if keys is not None:
                 if "b" in letters or "f" in letters:
                     return []
@@ -207,17 +200,17 @@ class Introspector:
                     for key in keys
                     if isinstance(key, str) and key.startswith(content) and quote not in key and "\\" not in key
                 ]
-        return intro_paths(content, quote, closed, cursor)
+        return _paths(content, quote, closed, cursor)
 
-    def _imports(self, before: str, cursor: int) -> Optional[List[IntroEntry]]:
+    def _imports(self, before: str, cursor: int) -> Optional[List[Entry]]:
         """Modules after `import` and `from`, and a module's names after `from x import`; None elsewhere."""
-        match = INTRO_FROM_IMPORT.match(before)
+        match = FROM_IMPORT.match(before)
         if match:
             item = match.group(2).replace("(", " ").split(",")[-1].strip()
             if match.group(1).startswith(".") or not re.match(r"\w*$", item):
                 return []
             return self._module_members(match.group(1), item, cursor - len(item))
-        match = INTRO_FROM.match(before) or INTRO_IMPORT.match(before)
+        match = FROM.match(before) or IMPORT.match(before)
         if match is None:
             return None
         item = match.group(1).split(",")[-1].strip()
@@ -227,9 +220,9 @@ class Introspector:
         start = cursor - len(prefix)
         if package:
             return self._module_members(package, prefix, start, modules_only=True)
-        return [[start, name, "module", None, ""] for name in self._module_names() if intro_shown(name, prefix)]
+        return [[start, name, "module", None, ""] for name in self._module_names() if _shown(name, prefix)]
 
-    def _module_members(self, name: str, prefix: str, start: int, modules_only: bool = False) -> List[IntroEntry]:
+    def _module_members(self, name: str, prefix: str, start: int, modules_only: bool = False) -> List[Entry]:
         """Submodules of package `name`, and its other names unless `modules_only`; imports it, as IPython does."""
         import importlib
         import pkgutil
@@ -240,17 +233,17 @@ class Introspector:
             return []
         kinds = {}  # type: Dict[str, Tuple[str, Any]]
         for info in pkgutil.iter_modules(getattr(module, "__path__", None) or []):
-            kinds[info[1]] = ("module", INTRO_NOTHING)
+            kinds[info[1]] = ("module", NOTHING)
         for attr, value in list(vars(module).items()):
             if not modules_only or isinstance(value, types.ModuleType):
-                kinds.setdefault(attr, (intro_kind(value), value))
-        return intro_entries(kinds, prefix, start)
+                kinds.setdefault(attr, (_kind(value), value))
+        return _entries(kinds, prefix, start)
 
     def _module_names(self) -> List[str]:
         """Top-level modules importable on the device (cached: reading sys.path takes a while)."""
         key = tuple(sys.path)
         cached = self._modules
-        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < INTRO_MODULES_TTL:
+        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < MODULES_TTL:
             return cached[2]
         import pkgutil
 
@@ -262,19 +255,19 @@ class Introspector:
     # -- inspection ----------------------------------------------------------
 
     def _inspect(self, publish: Callable[[tuple], None], deadline: float, code: str, cursor: int, detail: int) -> None:
-        name, end = intro_token_at(code, cursor)
+        name, end = _token_at(code, cursor)
         if not name:
             return
-        obj = intro_evaluate(name, self.namespace)
-        if obj is not INTRO_NOTHING:
-            text = intro_describe(obj, name, detail, self._cell_origin)  # type: Optional[str]
+        obj = _evaluate(name, self.namespace)
+        if obj is not NOTHING:
+            text = _describe(obj, name, detail, self._cell_origin)  # type: Optional[str]
         else:
             # Not found at run time (an expression, a name the cell has not defined yet): what jedi infers.
             text = None
             jedi = self._jedi_module()
             if jedi is not None and jedi._xrpyc_lock.acquire(False):
                 try:
-                    text = intro_jedi_describe(jedi, self.namespace, code, end)
+                    text = _jedi_describe(jedi, self.namespace, code, end)
                 finally:
                     jedi._xrpyc_lock.release()
         if text:
@@ -312,13 +305,13 @@ class Introspector:
 # -- the code around the cursor ------------------------------------------------
 
 
-def intro_clamp(code: Any, cursor_pos: Any) -> Tuple[str, int]:
+def _clamp(code: Any, cursor_pos: Any) -> Tuple[str, int]:
     code = code if isinstance(code, str) else ""
     cursor = cursor_pos if isinstance(cursor_pos, int) else len(code)
     return code, max(0, min(cursor, len(code)))
 
 
-def intro_scan(code: str) -> Tuple[int, List[Tuple[str, int]], Optional[int], Optional[str], bool]:
+def _scan(code: str) -> Tuple[int, List[Tuple[str, int]], Optional[int], Optional[str], bool]:
     """Where `code` (the text before the cursor) leaves off.
 
     Returns (start of the current logical line, the brackets open there as
@@ -329,7 +322,7 @@ def intro_scan(code: str) -> Tuple[int, List[Tuple[str, int]], Optional[int], Op
     line_start = 0
     brackets = []  # type: List[Tuple[str, int]]
     while i < n:
-        plain = INTRO_PLAIN.match(code, i)
+        plain = PLAIN.match(code, i)
         if plain:
             i = plain.end()
             continue
@@ -363,9 +356,9 @@ def intro_scan(code: str) -> Tuple[int, List[Tuple[str, int]], Optional[int], Op
     return line_start, brackets, None, None, False
 
 
-def intro_primary(text: str) -> str:
+def _primary(text: str) -> str:
     """The longest end of `text` that is an expression an attribute or call could follow."""
-    text = text[-INTRO_PRIMARY_SCAN:]
+    text = text[-PRIMARY_SCAN:]
     for i in range(len(text)):
         if text[i].isspace() or (i and (text[i - 1].isalnum() or text[i - 1] == "_")):
             continue  # an expression starts at a token, not inside a name or a number
@@ -374,31 +367,31 @@ def intro_primary(text: str) -> str:
             node = ast.parse(candidate, mode="eval").body
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
-        if isinstance(node, INTRO_PRIMARY_NODES) and not (isinstance(node, ast.Tuple) and candidate[0] != "("):
+        if isinstance(node, PRIMARY_NODES) and not (isinstance(node, ast.Tuple) and candidate[0] != "("):
             return candidate
     return ""
 
 
-def intro_evaluate(text: str, namespace: Dict[str, Any]) -> Any:
-    """The value of `text` (names, attributes, literals, literal subscripts of builtin containers), or INTRO_NOTHING.
+def _evaluate(text: str, namespace: Dict[str, Any]) -> Any:
+    """The value of `text` (names, attributes, literals, literal subscripts of builtin containers), or NOTHING.
 
     Nothing is called: a subscript of a user's class could run anything.
     """
     try:
-        return intro_value(ast.parse(text, mode="eval").body, namespace)
+        return _value(ast.parse(text, mode="eval").body, namespace)
     except Exception:
-        return INTRO_NOTHING
+        return NOTHING
 
 
-def intro_value(node: ast.AST, namespace: Dict[str, Any]) -> Any:
+def _value(node: ast.AST, namespace: Dict[str, Any]) -> Any:
     if isinstance(node, ast.Name):
         if node.id in namespace:
             return namespace[node.id]
-        return intro_builtins(namespace)[node.id]
+        return _builtins(namespace)[node.id]
     if isinstance(node, ast.Attribute):
-        return getattr(intro_value(node.value, namespace), node.attr)
+        return getattr(_value(node.value, namespace), node.attr)
     if isinstance(node, ast.Subscript):
-        container = intro_value(node.value, namespace)
+        container = _value(node.value, namespace)
         index = node.slice
         if type(index).__name__ == "Index":  # Python < 3.9 wraps the key
             index = index.value  # type: ignore[attr-defined]
@@ -410,12 +403,12 @@ def intro_value(node: ast.AST, namespace: Dict[str, Any]) -> Any:
     return ast.literal_eval(node)
 
 
-def intro_builtins(namespace: Dict[str, Any]) -> Dict[str, Any]:
+def _builtins(namespace: Dict[str, Any]) -> Dict[str, Any]:
     found = namespace.get("__builtins__", builtins)
     return found if isinstance(found, dict) else vars(found)
 
 
-def intro_token_at(code: str, cursor: int) -> Tuple[str, int]:
+def _token_at(code: str, cursor: int) -> Tuple[str, int]:
     """(dotted name, where it ends) to inspect at `cursor`, as IPython's token_at_cursor.
 
     Inside a call's parentheses that is the function called (its signature is
@@ -462,7 +455,7 @@ def intro_token_at(code: str, cursor: int) -> Tuple[str, int]:
 # -- completions -----------------------------------------------------------------
 
 
-def intro_answer(code: str, cursor: int, entries: List[IntroEntry]) -> IntroAnswer:
+def _answer(code: str, cursor: int, entries: List[Entry]) -> Answer:
     """Entries as the kernel's answer: one start for all (texts padded with what they replace), no repeats."""
     if not entries:
         return (cursor, cursor, ())
@@ -477,8 +470,8 @@ def intro_answer(code: str, cursor: int, entries: List[IntroEntry]) -> IntroAnsw
     return (start, cursor, tuple(items))
 
 
-def intro_signatures(
-    code: str, cursor: int, entries: List[IntroEntry], deadline: float, publish: Callable[[IntroAnswer], None]
+def _signatures(
+    code: str, cursor: int, entries: List[Entry], deadline: float, publish: Callable[[Answer], None]
 ) -> None:
     """Fill in the functions' signatures while the time budget lasts, then publish again."""
     changed = False
@@ -493,19 +486,19 @@ def intro_signatures(
         except Exception:  # no signature (many builtins on old Pythons), or the user's __signature__ failed
             pass
     if changed:
-        publish(intro_answer(code, cursor, entries))
+        publish(_answer(code, cursor, entries))
 
 
-def intro_shown(name: str, prefix: str) -> bool:
+def _shown(name: str, prefix: str) -> bool:
     """Completes `prefix`; private names only when asked for with a leading underscore."""
     return name.startswith(prefix) and (prefix.startswith("_") or not name.startswith("_"))
 
 
-def intro_sort_key(name: str) -> Tuple[bool, str, str]:
+def _sort_key(name: str) -> Tuple[bool, str, str]:
     return (name.startswith("_"), name.lower(), name)
 
 
-def intro_kind(value: Any) -> str:
+def _kind(value: Any) -> str:
     """The type of a completion, in jedi's words."""
     if isinstance(value, type):
         return "class"
@@ -518,58 +511,58 @@ def intro_kind(value: Any) -> str:
     return "instance"
 
 
-def intro_signature_of(value: Any) -> Callable[[], str]:
+def _signature_of(value: Any) -> Callable[[], str]:
     return lambda: str(inspect.signature(value))
 
 
-def intro_entries(kinds: Dict[str, Tuple[str, Any]], prefix: str, start: int) -> List[IntroEntry]:
+def _entries(kinds: Dict[str, Tuple[str, Any]], prefix: str, start: int) -> List[Entry]:
     """Entries for the names in `kinds` ({name: (type, value)}) that complete `prefix`, sorted."""
-    names = sorted((name for name in kinds if intro_shown(name, prefix)), key=intro_sort_key)
+    names = sorted((name for name in kinds if _shown(name, prefix)), key=_sort_key)
     entries = []
-    for name in names[:INTRO_MAX_MATCHES]:
+    for name in names[:MAX_MATCHES]:
         kind, value = kinds[name]
-        thunk = intro_signature_of(value) if kind == "function" and value is not INTRO_NOTHING else None
+        thunk = _signature_of(value) if kind == "function" and value is not NOTHING else None
         entries.append([start, name, kind, thunk, ""])
     return entries
 
 
-def intro_names(namespace: Dict[str, Any], prefix: str, start: int) -> List[IntroEntry]:
+def _names(namespace: Dict[str, Any], prefix: str, start: int) -> List[Entry]:
     """The namespace's names, builtins and keywords."""
     kinds = {}  # type: Dict[str, Tuple[str, Any]]
     for word in keyword.kwlist:
-        kinds[word] = ("keyword", INTRO_NOTHING)
-    for scope in (intro_builtins(namespace), namespace):
+        kinds[word] = ("keyword", NOTHING)
+    for scope in (_builtins(namespace), namespace):
         for name, value in dict(scope).items():  # dict(): a copy made at once, whatever other threads do
-            kinds[name] = (intro_kind(value), value)
-    return intro_entries(kinds, prefix, start)
+            kinds[name] = (_kind(value), value)
+    return _entries(kinds, prefix, start)
 
 
-def intro_attributes(obj: Any, prefix: str, start: int) -> List[IntroEntry]:
+def _attributes(obj: Any, prefix: str, start: int) -> List[Entry]:
     """The attributes of `obj`, typed without running descriptors (getattr_static)."""
     kinds = {}  # type: Dict[str, Tuple[str, Any]]
     for name in dir(obj):
-        if not isinstance(name, str) or not intro_shown(name, prefix):
+        if not isinstance(name, str) or not _shown(name, prefix):
             continue
         try:
             static = inspect.getattr_static(obj, name)
         except AttributeError:  # listed by __dir__, not there
-            static = INTRO_NOTHING
-        kind = intro_kind(static)
+            static = NOTHING
+        kind = _kind(static)
         # A function's signature is that of the bound method: getattr only runs a routine's own __get__.
-        kinds[name] = (kind, INTRO_NOTHING) if kind != "function" else (kind, intro_bound(obj, name))
-    return intro_entries(kinds, prefix, start)
+        kinds[name] = (kind, NOTHING) if kind != "function" else (kind, _bound(obj, name))
+    return _entries(kinds, prefix, start)
 
 
-def intro_bound(obj: Any, name: str) -> Any:
+def _bound(obj: Any, name: str) -> Any:
     try:
         return getattr(obj, name)
     except Exception:
-        return INTRO_NOTHING
+        return NOTHING
 
 
-def intro_keywords(function: Any, prefix: str, start: int) -> List[IntroEntry]:
+def _keywords(function: Any, prefix: str, start: int) -> List[Entry]:
     """`name=` for the keyword arguments of the function being called."""
-    if function is INTRO_NOTHING or not callable(function):
+    if function is NOTHING or not callable(function):
         return []
     try:
         parameters = inspect.signature(function).parameters.values()
@@ -577,13 +570,13 @@ def intro_keywords(function: Any, prefix: str, start: int) -> List[IntroEntry]:
         return []
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [
-        [start, p.name + "=", "param", None, ""] for p in parameters if p.kind in kinds and intro_shown(p.name, prefix)
+        [start, p.name + "=", "param", None, ""] for p in parameters if p.kind in kinds and _shown(p.name, prefix)
     ]
 
 
-def intro_keys(container: Any) -> Optional[list]:
+def _keys(container: Any) -> Optional[list]:
     """The keys of a mapping (or what its _ipython_key_completions_ offers, as IPython); None for others."""
-    if container is INTRO_NOTHING:
+    if container is NOTHING:
         return None
     if hasattr(type(container), "_ipython_key_completions_"):
         keys = container._ipython_key_completions_()
@@ -591,17 +584,17 @@ def intro_keys(container: Any) -> Optional[list]:
         keys = container.keys()
     else:
         return None
-    return list(itertools.islice(keys, INTRO_MAX_KEYS))
+    return list(itertools.islice(keys, MAX_KEYS))
 
 
-def intro_key_reprs(container: Any, prefix: str, start: int) -> List[IntroEntry]:
+def _key_reprs(container: Any, prefix: str, start: int) -> List[Entry]:
     """Keys as literals after `d[`: strings quoted, numbers as they are."""
-    keys = intro_keys(container) or []
+    keys = _keys(container) or []
     literals = sorted(repr(key) for key in keys if type(key) in (str, bytes, int, float))
     return [[start, text, "dict key", None, ""] for text in literals if text.startswith(prefix)]
 
 
-def intro_paths(content: str, quote: str, closed: bool, cursor: int) -> List[IntroEntry]:
+def _paths(content: str, quote: str, closed: bool, cursor: int) -> List[Entry]:
     """Files and directories completing the path typed so far in a string, relative to the device's directory.
 
     Only the last component is replaced, as jedi does; a directory gets its
@@ -611,10 +604,10 @@ def intro_paths(content: str, quote: str, closed: bool, cursor: int) -> List[Int
         return []
     head, sep, base = content.rpartition("/")
     directory = os.path.expanduser(head + sep) if sep else "."
-    entries = []  # type: List[IntroEntry]
+    entries = []  # type: List[Entry]
     try:
         with os.scandir(directory) as listing:
-            for entry in itertools.islice(listing, INTRO_MAX_ENTRIES):
+            for entry in itertools.islice(listing, MAX_ENTRIES):
                 name = entry.name
                 if not name.startswith(base) or (name.startswith(".") and not base.startswith(".")):
                     continue
@@ -630,7 +623,7 @@ def intro_paths(content: str, quote: str, closed: bool, cursor: int) -> List[Int
     return entries
 
 
-def intro_jedi_complete(jedi: Any, namespace: Dict[str, Any], code: str, cursor: int) -> List[IntroEntry]:
+def _jedi_complete(jedi: Any, namespace: Dict[str, Any], code: str, cursor: int) -> List[Entry]:
     """jedi's completions, as entries (signatures computed later, while time lasts)."""
     line = code.count("\n", 0, cursor) + 1
     column = cursor - (code.rfind("\n", 0, cursor) + 1)
@@ -638,21 +631,21 @@ def intro_jedi_complete(jedi: Any, namespace: Dict[str, Any], code: str, cursor:
         completions = jedi.Interpreter(code, [namespace]).complete(line, column)
     except Exception:  # jedi's own failures (old versions, odd code): the light completer's answer stands
         return []
-    entries = []  # type: List[IntroEntry]
+    entries = []  # type: List[Entry]
     for completion in completions:
         text = completion.name_with_symbols
         typed = len(text) - len(completion.complete or "")
         if text.startswith("_") and not text[:typed].startswith("_"):
             continue  # private names only when asked for, as in the light completer
         kind = completion.type
-        thunk = intro_jedi_signature(completion) if kind == "function" else None
+        thunk = _jedi_signature(completion) if kind == "function" else None
         entries.append([cursor - typed, text, kind, thunk, ""])
-        if len(entries) >= INTRO_MAX_MATCHES:
+        if len(entries) >= MAX_MATCHES:
             break
     return entries
 
 
-def intro_jedi_signature(completion: Any) -> Callable[[], str]:
+def _jedi_signature(completion: Any) -> Callable[[], str]:
     """The parameters part of jedi's first signature, as ipykernel shows it: "(a, b=1)"."""
 
     def signature() -> str:
@@ -666,7 +659,7 @@ def intro_jedi_signature(completion: Any) -> Callable[[], str]:
 # -- descriptions ------------------------------------------------------------------
 
 
-def intro_describe(obj: Any, name: str, detail: int, cell_origin: Callable[[Any], Optional[Tuple[str, str]]]) -> str:
+def _describe(obj: Any, name: str, detail: int, cell_origin: Callable[[Any], Optional[Tuple[str, str]]]) -> str:
     """What IPython's `obj?` (detail 0) or `obj??` (detail 1, with the source) says about a live object.
 
     `cell_origin` finds what the cells defined: for those, the device's own
@@ -677,37 +670,37 @@ def intro_describe(obj: Any, name: str, detail: int, cell_origin: Callable[[Any]
     plain = not (is_class or callable(obj) or isinstance(obj, types.ModuleType))
     if plain:
         fields.append(("Type", type(obj).__name__))
-        form = intro_try(str, obj)
+        form = _try(str, obj)
         if form is not None:
-            if len(form) > INTRO_STRING_FORM:
-                form = form[: INTRO_STRING_FORM // 2] + " <...> " + form[-INTRO_STRING_FORM // 2 :]
+            if len(form) > STRING_FORM:
+                form = form[: STRING_FORM // 2] + " <...> " + form[-STRING_FORM // 2 :]
             fields.append(("String form", form))
         if isinstance(obj, (str, bytes, list, tuple, dict, set, frozenset)):
             fields.append(("Length", str(len(obj))))
     else:
-        signature = intro_try(inspect.signature, obj)
+        signature = _try(inspect.signature, obj)
         if signature is not None:
             fields.append(("Init signature" if is_class else "Signature", name.rpartition(".")[2] + str(signature)))
-    origin = None if plain else intro_try(cell_origin, obj)
+    origin = None if plain else _try(cell_origin, obj)
     elsewhere = not plain and origin is None and getattr(obj, "__module__", None) != "__main__"
     source = None
     if detail > 0:
-        source = origin[1] if origin else intro_try(inspect.getsource, obj) if elsewhere else None
+        source = origin[1] if origin else _try(inspect.getsource, obj) if elsewhere else None
     if source:
         fields.append(("Source", source.rstrip("\n")))
     else:
-        fields.append(("Docstring", intro_try(inspect.getdoc, obj) or "<no docstring>"))
+        fields.append(("Docstring", _try(inspect.getdoc, obj) or "<no docstring>"))
     where = origin[0] if origin else None
     if elsewhere:
-        where = intro_try(inspect.getsourcefile, obj) or intro_try(inspect.getfile, obj)
+        where = _try(inspect.getsourcefile, obj) or _try(inspect.getfile, obj)
     if where:
         fields.append(("File", where))
     if not plain:
         fields.append(("Type", type(obj).__name__))
-    return intro_format(fields)
+    return _format(fields)
 
 
-def intro_try(function: Callable[[Any], Any], obj: Any) -> Any:
+def _try(function: Callable[[Any], Any], obj: Any) -> Any:
     """function(obj), or None when it fails: the object may fight introspection."""
     try:
         return function(obj)
@@ -715,7 +708,7 @@ def intro_try(function: Callable[[Any], Any], obj: Any) -> Any:
         return None
 
 
-def intro_format(fields: List[Tuple[str, str]]) -> str:
+def _format(fields: List[Tuple[str, str]]) -> str:
     """IPython's layout: aligned labels, multi-line values below theirs."""
     width = max(len(label) for label, _ in fields) + 2
     lines = []
@@ -727,7 +720,7 @@ def intro_format(fields: List[Tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def intro_jedi_describe(jedi: Any, namespace: Dict[str, Any], code: str, end: int) -> Optional[str]:
+def _jedi_describe(jedi: Any, namespace: Dict[str, Any], code: str, end: int) -> Optional[str]:
     """jedi's signature and docstring for the name ending at `end`, for what is not found at run time."""
     line = code.count("\n", 0, end) + 1
     column = end - (code.rfind("\n", 0, end) + 1)
@@ -741,4 +734,4 @@ def intro_jedi_describe(jedi: Any, namespace: Dict[str, Any], code: str, end: in
         fields.append(("Type", definition.type))
     except Exception:
         return None
-    return intro_format(fields)
+    return _format(fields)

@@ -1,11 +1,8 @@
 """The file operations behind $upload, $download and $ls, for either end of a transfer.
 
-The kernel ships this file to the device as source text with agent.py
-(session.AGENT_SOURCES) and the device's Python compiles it into the agent's
-namespace, so it imports nothing from xrpyc, stays compatible with Python 3.6,
-and prefixes its names (`files_`, `File`) to keep clear of agent.py's there.
-The kernel also imports it as a module for its own side of a transfer
-(transfer.py), so both ends behave alike.
+Shipped to the device as source text like agent.py (see __init__.py); the
+kernel imports it too for its own side of a transfer (transfer.py), so both
+ends behave alike.
 
 What crosses rpyc is tuples of str, int and bytes (passed by value), the
 bound methods of a FileSource and a FileSink's lease (netrefs, one round trip
@@ -31,15 +28,15 @@ SENT_MODE_MASK = 0o755
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
-def files_resolve(path: str) -> str:
+def resolve(path: str) -> str:
     """`path` made absolute (relative to this process's directory, `~` expanded)."""
     return os.path.abspath(os.path.expanduser(path))
 
 
-def files_stat(path: str) -> tuple:
+def examine(path: str) -> tuple:
     """(kind, size, permission bits, absolute path); kind is "file", "dir", "other",
     or "" when nothing is there."""
-    full = files_resolve(path)
+    full = resolve(path)
     try:
         info = os.stat(full)
     except (FileNotFoundError, NotADirectoryError):  # "a.txt/b": nothing there either
@@ -53,7 +50,7 @@ def files_stat(path: str) -> tuple:
     return (kind, info.st_size, info.st_mode & 0o7777, full)
 
 
-def files_walk(root: str) -> tuple:
+def walk(root: str) -> tuple:
     """A directory tree as (dirs, files, skipped), paths relative to `root`, parents first.
 
     files are (relative path, size, mode). Symbolic links to files count as
@@ -62,19 +59,19 @@ def files_walk(root: str) -> tuple:
     names that are not UTF-8, which rpyc cannot send.
     """
     dirs, files, skipped = [], [], 0
-    root = files_resolve(root)
-    for top, subdirs, names in os.walk(root, onerror=_files_raise):
+    root = resolve(root)
+    for top, subdirs, names in os.walk(root, onerror=_raise):
         relative = os.path.relpath(top, root)
         kept = []
         for name in sorted(subdirs):
-            if os.path.islink(os.path.join(top, name)) or not _files_sendable(name):
+            if os.path.islink(os.path.join(top, name)) or not _sendable(name):
                 skipped += 1
             else:
                 kept.append(name)
                 dirs.append(os.path.normpath(os.path.join(relative, name)))
         subdirs[:] = kept  # os.walk descends into these only
         for name in sorted(names):
-            if not _files_sendable(name):
+            if not _sendable(name):
                 skipped += 1
                 continue
             try:
@@ -89,11 +86,11 @@ def files_walk(root: str) -> tuple:
     return (tuple(dirs), tuple(files), skipped)
 
 
-def _files_raise(error: OSError) -> None:
+def _raise(error: OSError) -> None:
     raise error
 
 
-def _files_sendable(name: str) -> bool:
+def _sendable(name: str) -> bool:
     try:
         name.encode("utf-8")
         return True
@@ -101,10 +98,10 @@ def _files_sendable(name: str) -> bool:
         return False
 
 
-def files_listdir(path: str) -> tuple:
+def listdir(path: str) -> tuple:
     """(absolute path, ((name, is directory, size, mtime), ...)) sorted by name;
     a file's own entry for a file."""
-    full = files_resolve(path)
+    full = resolve(path)
     if not os.path.isdir(full):
         info = os.stat(full)
         return (full, ((os.path.basename(full), False, info.st_size, info.st_mtime),))
@@ -115,7 +112,7 @@ def files_listdir(path: str) -> tuple:
         except OSError:  # a dangling link: listed, without size or date
             info = None
         # A name that is not UTF-8 is shown with its odd bytes escaped (rpyc sends UTF-8 only).
-        shown = name if _files_sendable(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
+        shown = name if _sendable(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
         if info is None:
             entries.append((shown, False, -1, 0.0))
         else:
@@ -123,13 +120,13 @@ def files_listdir(path: str) -> tuple:
     return (full, tuple(entries))
 
 
-def files_free(path: str) -> int:
+def free(path: str) -> int:
     """Bytes free for this process in the file system of directory `path`."""
-    info = os.statvfs(files_resolve(path))
+    info = os.statvfs(resolve(path))
     return info.f_bavail * info.f_frsize
 
 
-def _files_parts(relative: str) -> list:
+def _parts(relative: str) -> list:
     """`relative`'s names; OSError(EINVAL) unless each is a plain name, so that
     walking them from a directory can never leave it."""
     parts = relative.split("/")
@@ -138,13 +135,13 @@ def _files_parts(relative: str) -> list:
     return parts
 
 
-def _files_open_dir(root: str, parts: list, create: bool) -> int:
+def _open_dir(root: str, parts: list, create: bool) -> int:
     """A descriptor of directory root/parts..., each name opened relative to the
     one before and never through a symbolic link (ELOOP): no path swapped in
     meanwhile, no link planted in the destination, leads out of `root`. The
     root itself is the receiver's choice, links and all. `create`: make the
     missing directories."""
-    fd = os.open(files_resolve(root), _DIR_FLAGS)
+    fd = os.open(resolve(root), _DIR_FLAGS)
     try:
         for index, part in enumerate(parts):
             try:
@@ -155,8 +152,8 @@ def _files_open_dir(root: str, parts: list, create: bool) -> int:
                         pass
                 child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as error:
-                full = os.path.join(files_resolve(root), *parts[: index + 1])
-                number = errno.ELOOP if _files_is_link(fd, part) else error.errno  # O_DIRECTORY says ENOTDIR
+                full = os.path.join(resolve(root), *parts[: index + 1])
+                number = errno.ELOOP if _is_link(fd, part) else error.errno  # O_DIRECTORY says ENOTDIR
                 raise OSError(number, os.strerror(number), full) from None
             os.close(fd)
             fd = child
@@ -166,16 +163,16 @@ def _files_open_dir(root: str, parts: list, create: bool) -> int:
     return fd
 
 
-def _files_is_link(dir_fd: int, name: str) -> bool:
+def _is_link(dir_fd: int, name: str) -> bool:
     try:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
 
 
-def files_makedirs(root: str, relative: str) -> None:
-    """Directory root/relative and its missing parents (see _files_open_dir)."""
-    os.close(_files_open_dir(root, _files_parts(relative), True))
+def makedirs(root: str, relative: str) -> None:
+    """Directory root/relative and its missing parents (see _open_dir)."""
+    os.close(_open_dir(root, _parts(relative), True))
 
 
 class FileSource:
@@ -183,7 +180,7 @@ class FileSource:
 
     def __init__(self, path: str) -> None:
         self._file = None
-        self._file = open(files_resolve(path), "rb")
+        self._file = open(resolve(path), "rb")
         self._hash = hashlib.sha256()
 
     def read(self, size: int) -> bytes:
@@ -201,7 +198,7 @@ class FileSource:
             self._file.close()
 
 
-def files_source(path: str) -> tuple:
+def source(path: str) -> tuple:
     """(read, finish) of a new FileSource: one round trip gives both methods."""
     source = FileSource(path)
     return (source.read, source.finish)
@@ -212,15 +209,15 @@ class FileSink:
     destination only when its SHA-256 is the one expected (see finish).
 
     Every name is used relative to a descriptor of its directory, opened
-    without following links (_files_open_dir): the file lands inside `root`.
+    without following links (_open_dir): the file lands inside `root`.
     """
 
     def __init__(self, root: str, relative: str, mode: int) -> None:
         self._done = True  # nothing to clean up until the file exists
         self._dir = None  # the directory descriptor, until finished or aborted
-        self.path = os.path.join(files_resolve(root), relative)
-        parts = _files_parts(relative)
-        self._dir = _files_open_dir(root, parts[:-1], False)
+        self.path = os.path.join(resolve(root), relative)
+        parts = _parts(relative)
+        self._dir = _open_dir(root, parts[:-1], False)
         self.name = parts[-1]
         self.part = "." + self.name + PART_SUFFIX
         mode &= SENT_MODE_MASK
@@ -307,13 +304,13 @@ class FileSink:
         self._close_dir()
 
 
-# Sinks by handle, held weakly: only the kernel's lease (see files_sink) keeps one alive.
-_files_sinks = weakref.WeakValueDictionary()  # type: weakref.WeakValueDictionary
-_files_handles = itertools.count(1)
+# Sinks by handle, held weakly: only the kernel's lease (see sink) keeps one alive.
+_sinks = weakref.WeakValueDictionary()  # type: weakref.WeakValueDictionary
+_handles = itertools.count(1)
 
 
-def files_sink(root: str, relative: str, mode: int) -> tuple:
-    """(handle, lease) of a new FileSink for root/relative; write with files_write(handle, data), ...
+def sink(root: str, relative: str, mode: int) -> tuple:
+    """(handle, lease) of a new FileSink for root/relative; write with write(handle, data), ...
 
     The kernel holds the lease (the sink itself, as a netref) and never calls
     it: when its connection dies, rpyc drops the lease and the sink's __del__
@@ -323,20 +320,20 @@ def files_sink(root: str, relative: str, mode: int) -> tuple:
     would break: they must not hold the sink.
     """
     sink = FileSink(root, relative, mode)
-    handle = next(_files_handles)
-    _files_sinks[handle] = sink
+    handle = next(_handles)
+    _sinks[handle] = sink
     return (handle, sink)
 
 
-def files_write(handle: int, data: bytes) -> None:
-    _files_sinks[handle].write(data)
+def write(handle: int, data: bytes) -> None:
+    _sinks[handle].write(data)
 
 
-def files_finish(handle: int, expected: str) -> str:
-    return _files_sinks[handle].finish(expected)
+def finish(handle: int, expected: str) -> str:
+    return _sinks[handle].finish(expected)
 
 
-def files_abort(handle: int) -> None:
-    sink = _files_sinks.get(handle)
+def abort(handle: int) -> None:
+    sink = _sinks.get(handle)
     if sink is not None:
         sink.abort()

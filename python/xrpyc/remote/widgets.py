@@ -1,22 +1,18 @@
 """The common Jupyter widgets for devices without ipywidgets (MaixPy3 boards: Python 3.8, no pip).
 
-Shipped as source text like agent.py (Python 3.6, nothing from xrpyc). Where
+Shipped to the device as source text like agent.py (see __init__.py). Where
 ipywidgets cannot be imported, `import ipywidgets` gives these classes:
 IntSlider, FloatSlider, Button, Checkbox, Dropdown, Text, Label, HBox, VBox,
 with observe(), on_click() and value sync both ways. They speak ipywidgets 8's
 protocol (2.1.0; @jupyter-widgets/controls and base 2.0.0 models), so the
-stock JupyterLab widget manager draws them; their comms go through
-devicecomms.py.
+stock JupyterLab widget manager draws them; their comms go through comms.py.
 """
 
 import os
 import sys
 from typing import Any, Callable, Dict, List
 
-try:
-    CONTROL_TARGET, current_owner, _shared  # noqa: B018  # compiled from devicecomms.py, before this file
-except NameError:  # imported in the kernel's own process (unit tests)
-    from .devicecomms import CONTROL_TARGET, _shared, current_owner
+from .comms import CONTROL_TARGET, _shared, current_owner
 
 PROTOCOL = "2.1.0"
 CONTROLS, BASE = "@jupyter-widgets/controls", "@jupyter-widgets/base"
@@ -102,7 +98,7 @@ class Model:
         self._observers[:] = [entry for entry in self._observers if entry[0] is not handler]
 
     def receive(self, kind: str, data: Any, metadata: Any, buffers: List[bytes]) -> None:
-        """A message from the notebook (devicecomms' thread)."""
+        """A message from the notebook (comms.py's thread)."""
         if kind != "msg" or not isinstance(data, dict):
             return
         method = data.get("method")

@@ -1,8 +1,7 @@
 """Device-side rich output: the MIME representations of a value, as IPython makes them.
 
-Like agent.py, this file is shipped to the device as source and compiled by the
-device's Python into the agent's namespace (before agent.py), so it imports
-nothing from xrpyc, touches heavy modules (PIL, matplotlib) only when the value
+Shipped to the device as source text like agent.py (see __init__.py), it
+touches heavy modules (PIL, matplotlib) only when the value
 at hand comes from them, and stays compatible with Python 3.6.
 
 A bundle is a tuple of (mime, data) pairs: data is text, or bytes for binary

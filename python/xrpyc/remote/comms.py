@@ -1,17 +1,17 @@
 """Jupyter comms on the device: what carries widgets' messages between their objects here and the notebook.
 
-Shipped to the device as source text like agent.py (Python 3.6, nothing from
-xrpyc). Comm messages leave as payloads (kind, comm_id, target, data JSON,
-metadata JSON, buffers): from a thread that runs this kernel's cell, in order
-with its output (the agent's output batches, kind "comm"); from any other
-thread (a widget's handler, a camera loop the cell left running), over the
-kernel's second connection (AgentComms.link). Messages from the notebook come
-in over that second connection too (AgentComms.deliver), which another thread
-of the device serves while a cell runs: they are handled in a thread of their
-own, so a cell's loop reading `slider.value` sees a move in the browser.
+Shipped to the device as source text like agent.py (see __init__.py). Comm
+messages leave as payloads (kind, comm_id, target, data JSON, metadata JSON,
+buffers): from a thread that runs this kernel's cell, in order with its output
+(the agent's output batches, kind "comm"); from any other thread (a widget's
+handler, a camera loop the cell left running), over the kernel's second
+connection (AgentComms.link). Messages from the notebook come in over that
+second connection too (AgentComms.deliver), which another thread of the device
+serves while a cell runs: they are handled in a thread of their own, so a
+cell's loop reading `slider.value` sees a move in the browser.
 
 Where ipywidgets is installed, the `comm` package's create_comm makes
-DeviceComms (as ipykernel replaces it); elsewhere devicewidgets.py has the
+DeviceComms (as ipykernel replaces it); elsewhere widgets.py has the
 common controls. Comms and targets are process-wide (the registry module):
 several kernels may share a device process, and each comm remembers the
 kernel whose cell (or handler) made it.
@@ -23,20 +23,17 @@ import sys
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
-try:
-    _PatchingLoader  # noqa: B018  # compiled from devicemagics.py, before this file, on a device
-except NameError:  # imported in the kernel's own process (unit tests)
-    from .devicemagics import _PatchingLoader
+from . import registry
+from .magics import _PatchingLoader
 
-REGISTRY = "_xrpyc_agents"  # as agent.REGISTRY_MODULE
 # The frontend's request for all widgets' states, and the answer (ipywidgets' control comm).
 CONTROL_TARGET = "jupyter.widget.control"
 Payload = Tuple[str, str, str, str, str, Tuple[bytes, ...]]
 
 
 def _shared() -> Any:
-    """Process-wide comm state, in the registry module the agent made (agent._registry_module)."""
-    module = sys.modules[REGISTRY]
+    """Process-wide comm state, in the registry module."""
+    module = registry.shared()
     if not hasattr(module, "comm_objects"):
         module.comm_objects = {}  # comm id -> object with receive(kind, data, metadata, buffers)
         module.comm_targets = {}  # target name -> open(owner, comm_id, data, buffers)

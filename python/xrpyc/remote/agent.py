@@ -1,60 +1,33 @@
-"""The device-side half of xrpyc: runs a kernel's cells in its own namespace.
-
-This file is never imported on the device. The kernel reads it as text and has
-the *device's* Python compile it into a private dict (bytecode is not portable
-between Python versions), so nothing of xrpyc needs to be installed on a board.
-It therefore imports nothing from xrpyc and stays compatible with the oldest
-Python found on boards (3.6: no walrus, no subscripted builtins in hints).
+"""Runs a kernel's cells on the device, each kernel in its own namespace.
 
 One Agent exists per kernel connection. Output written by a cell is captured
 per thread (other connections' and threads' output is left alone), buffered,
 and sent to the kernel in ordered batches: one network round trip per batch,
-never one per write.
+never one per write. Shipped to the device as source text with the other
+modules of this package (see __init__.py).
 """
 
 import ast
 import builtins
 import linecache
+import os
 import queue
 import sys
 import threading
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-try:
-    # On a device, richrepr.py and devicefacts.py were compiled into this namespace first (session.py).
-    mime_bundle, install_inline_backend, open_figures, figure_bundle, close_figure, wire_text  # noqa: B018
-    device_facts  # noqa: B018
-except NameError:  # imported in the kernel's own process (unit tests)
-    from .devicefacts import device_facts
-    from .richrepr import (
-        close_figure,
-        figure_bundle,
-        install_inline_backend,
-        mime_bundle,
-        open_figures,
-        wire_text,
-    )
+from . import files, registry
+from .comms import AgentComms, install_comm_factory
+from .facts import device_facts
+from .introspect import Introspector
+from .magics import MAGICS_NAME, DeviceMagics, route_ipython_display
+from .richrepr import close_figure, figure_bundle, install_inline_backend, mime_bundle, open_figures, wire_text
+from .widgets import install_widgets
 
-try:
-    Introspector  # noqa: B018  # compiled from introspect.py, before this file, on a device
-except NameError:
-    from .introspect import Introspector
-
-try:
-    DeviceMagics, MAGICS_NAME, route_ipython_display  # noqa: B018  # compiled from devicemagics.py, before this file
-except NameError:
-    from .devicemagics import MAGICS_NAME, DeviceMagics, route_ipython_display
-
-try:
-    AgentComms, install_comm_factory, install_widgets  # noqa: B018  # compiled from devicecomms/widgets.py before
-except NameError:
-    from .devicecomms import AgentComms, install_comm_factory
-    from .devicewidgets import install_widgets
-
-# The file name this code was compiled under ("<xrpyc-agent>" on a device):
-# frames from it are ours, not the user's, and are left out of tracebacks.
-AGENT_FILENAME = (lambda: None).__code__.co_filename
+# Where this package's files are ("<xrpyc-remote>" on a device, see loader.py): frames
+# from them are ours, not the user's, and are left out of tracebacks.
+OWN_DIRECTORY = os.path.dirname((lambda: None).__code__.co_filename)
 # A batch leaves the device when it is this old or this large, whichever first.
 FLUSH_INTERVAL = 0.02
 FLUSH_SIZE = 64 * 1024
@@ -68,7 +41,6 @@ FLUSH_SIZE = 64 * 1024
 CELLS_KEPT = 50
 CELL_BYTES_KEPT = 4 << 20
 
-REGISTRY_MODULE = "_xrpyc_agents"
 STREAMS = ("stdout", "stderr")
 # What a sink sends: ((kind, payload), ...) where kind is a stream name with
 # text, "display" with (bundle, display_id or None, update), or "clear" with wait.
@@ -470,46 +442,9 @@ def show_figures(*_args: Any, **_kwargs: Any) -> None:
         close_figure(figure)
 
 
-def _registry() -> Dict[str, "Agent"]:
-    """The device's agents by kernel key, shared by all connections.
-
-    A kernel that reconnects (after a network drop, or after abandoning a cell
-    stuck in a blocking call) finds its agent, and so its namespace, here.
-    """
-    return _registry_module().agents
-
-
-def _registry_module() -> Any:
-    """The module holding what this device process keeps for xrpyc kernels: `agents` by kernel key, and
-    `compiled`, the code objects of these sources by their digest (see keep())."""
-    module = sys.modules.get(REGISTRY_MODULE)
-    if module is None:
-        import types
-
-        module = types.ModuleType(REGISTRY_MODULE, "xrpyc kernels' agents on this device, by kernel key")
-        module.agents = {}
-        module = sys.modules.setdefault(REGISTRY_MODULE, module)
-    if not hasattr(module, "compiled"):
-        module.compiled = {}
-    return module
-
-
-def keep(digest: str, code: Any) -> None:
-    """Keep `code`, these sources as this device's Python compiled them, for the next kernels of this process.
-
-    Compiling them takes 20-30 ms on a PC and over 100 ms on a slow board; a
-    kernel whose sources have the same digest (session.py) finds the code in
-    the registry module and only executes it into a namespace of its own.
-    """
-    import types
-
-    if isinstance(digest, str) and type(code) is types.CodeType:
-        _registry_module().compiled[digest] = code
-
-
 def connect(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> tuple:
-    """All a kernel needs from a new connection, in one round trip (session.Device.connect):
-    (this namespace, agent, resumed, agent.run, agent.complete, agent.inspect, live view, Python version)."""
+    """All a kernel needs from a new connection, in one round trip (session.Device.connect): (files.py's
+    module for transfers, agent, resumed, agent.run, agent.complete, agent.inspect, live view, Python version)."""
     _disable_nagle(send)
     agent, resumed = attach(key, send, ask)
     try:
@@ -517,7 +452,7 @@ def connect(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) 
     except Exception:  # a device's failure here costs the view, never the connection
         view = None
     python = "{}.{}.{}".format(*sys.version_info[:3])
-    return (globals(), agent, resumed, agent.run, agent.complete, agent.inspect, view, python)
+    return (files, agent, resumed, agent.run, agent.complete, agent.inspect, view, python)
 
 
 def _disable_nagle(kernel_link: Any) -> None:
@@ -534,7 +469,7 @@ def _disable_nagle(kernel_link: Any) -> None:
 
 def attach(key: str, send: Callable[[Chunks], Any], ask: Optional[Ask] = None) -> tuple:
     """(agent, resumed): the kernel's existing agent with a new `send` and `ask`, or a new one."""
-    agents = _registry()
+    agents = registry.shared().agents
     agent = agents.get(key)
     if agent is not None:
         agent._send, agent._ask = send, ask
@@ -572,7 +507,7 @@ class Agent:
         # %magics and !commands (magics.py turns them into calls of this), and IPython's display().
         self.namespace[MAGICS_NAME] = DeviceMagics(self.namespace, self._cells, _post_bundle)
         route_ipython_display(_post_bundle, clear_output, lambda: _current_sink() is not None)
-        # Widgets: ipywidgets' comms, or devicewidgets.py's controls where it is not installed.
+        # Widgets: ipywidgets' comms, or widgets.py's controls where it is not installed.
         self.comms = AgentComms(self._post_comm)
         install_comm_factory()
         install_widgets()
@@ -606,7 +541,7 @@ class Agent:
         On an xrpyc-device the worker's main thread runs it (where a signal
         can interrupt a blocking call) unless it runs another kernel's cell.
         """
-        main_thread = getattr(sys.modules.get(REGISTRY_MODULE), "main_thread", None)
+        main_thread = getattr(registry.shared(), "main_thread", None)
         if main_thread is not None:
             ran, result = main_thread.call(lambda: self._run_here(code, filename))
             if ran:
@@ -616,8 +551,8 @@ class Agent:
     def _run_here(self, code: str, filename: str) -> tuple:
         cell = _Cell()
         sink = _Sink(self._send, self._ask, cell)
-        sink.comms = self.comms  # type: ignore[attr-defined]  # devicecomms.current_owner
-        _registry_module().last_comms = self.comms
+        sink.comms = self.comms  # type: ignore[attr-defined]  # comms.current_owner
+        registry.shared().last_comms = self.comms
         for router in self._routers:
             router.targets[cell.ident] = sink
         handler = None  # type: Any
@@ -730,7 +665,7 @@ class Agent:
         frames = []
         for frame, lineno in traceback.walk_tb(exc.__traceback__):
             filename = frame.f_code.co_filename
-            if filename == AGENT_FILENAME:
+            if os.path.dirname(filename) == OWN_DIRECTORY:
                 continue
             if filename in self._cells:
                 line = _source_line(self._cells[filename], lineno)
@@ -760,7 +695,7 @@ class Agent:
         return live_view(self._send)
 
     def device_info(self) -> tuple:
-        """Facts about the device, as ((label, value), ...): see devicefacts.py."""
+        """Facts about the device, as ((label, value), ...): see facts.py."""
         return device_facts()
 
 
@@ -816,7 +751,7 @@ def _speaks_http(server: Any) -> bool:
 
 def _view_state() -> Any:
     """What live_view() changed in MaixPy3's modules, shared by the device's kernels (in the registry module)."""
-    module = _registry_module()
+    module = registry.shared()
     if not hasattr(module, "view_links"):
         module.view_links = []  # connections of the kernels viewing through an adapted display
         module.view_undo = []  # what puts MaixPy3's modules back as they were

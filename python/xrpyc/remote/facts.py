@@ -1,7 +1,6 @@
 """What $device() shows about a device: runs on the device, as agent.py does.
 
-Shipped as source and compiled by the device's Python (Python >= 3.6, no
-imports from xrpyc). Everything is read from /proc and /sys, which every
+Shipped to the device as source text (see __init__.py). Everything is read from /proc and /sys, which every
 Linux board has, rather than from psutil, which boards rarely have; a fact
 that cannot be read is left out, never an error.
 """

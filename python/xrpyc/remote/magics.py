@@ -1,11 +1,10 @@
 """Device-side IPython habits: the magics and shell escapes of a cell, and IPython.display in cells.
 
 The kernel turns `%time x`, `!ls`, `x = !ls`, `%%writefile f` ... into calls of
-a DeviceMagics bound in the kernel's namespace as MAGICS_NAME (magics.py: one
-line in, one line out, so line numbers stay those of the cell). This file runs
-them on the device: like agent.py it is shipped as source text, compiled by
-the device's Python into the agent's namespace, imports nothing from xrpyc and
-stays compatible with Python 3.6. No IPython is needed on the device; the
+a DeviceMagics bound in the kernel's namespace as MAGICS_NAME (the kernel's
+magics.py: one line in, one line out, so line numbers stay those of the
+cell). This file runs them on the device, shipped there as source text like
+agent.py (see __init__.py). No IPython is needed on the device; the
 output formats are IPython's.
 """
 
@@ -17,10 +16,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-try:
-    INLINE_BACKEND, mime_bundle, _portable  # noqa: B018  # compiled from richrepr.py, before this file, on a device
-except NameError:  # imported in the kernel's own process (magics.py, unit tests)
-    from .richrepr import INLINE_BACKEND, _portable, mime_bundle
+from .richrepr import INLINE_BACKEND, _portable, mime_bundle
 
 # The name of the kernel's DeviceMagics in its namespace; magics.py calls it so.
 MAGICS_NAME = "_xrpyc_magics"
