@@ -20,10 +20,10 @@ import rpyc
 from kernel_client import RunningKernel, kernel
 from servers import device_process
 from test_interrupt import assert_interrupted, interrupt_after_start
+from xrpyc.address import Address
 from xrpyc.deadline import Attempt
 from xrpyc.device.certs import make_certificate
 from xrpyc.security import Credentials
-from xrpyc.session import Address
 
 from xrpyc import session
 

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .cellparse import ALL
-from .commands import CommandError
+from .errors import CommandError
+from .sanitize import shown
 
 if TYPE_CHECKING:
+    from .address import Address
     from .deadline import Attempt
     from .security import Credentials
-    from .session import Address, Device
+    from .session import Device
     from .shell import Shell
 
 DEFAULT = "default"  # the unnamed connection, in $use, $on, $devices and on=
@@ -153,8 +155,6 @@ class Boards:
 
     def describe(self) -> str:
         """$devices(): one line per connection: name, address, state, Python; `*` marks where plain cells run."""
-        from .transfer import shown
-
         shell = self._shell
         rows = []
         for name in self.everything():

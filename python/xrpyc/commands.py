@@ -9,16 +9,17 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import transfer
+from .address import Address
+from .boards import DEFAULT, name_problem
 from .cellparse import ALL, Command
+from .errors import CellError, CommandError, DeviceError
+from .sanitize import shown
 from .security import lookup
-from .session import DEFAULT_TIMEOUT, Address, CellError, DeviceError
+from .session import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from .shell import Shell
-
-
-class CommandError(Exception):
-    """A `$` command that cannot run as written; the message is for users."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,6 @@ def connect(
     if name is None:
         kernel.connect(address, float(timeout), credentials)
         return
-    from .boards import name_problem  # boards imports this module
-
     problem = name_problem(name)
     if problem:
         raise CommandError(f"$connect: {problem}")
@@ -128,9 +127,6 @@ def connect(
     also=(('$disconnect("left")', "close the connection named left (its variables dropped)"),),
 )
 def disconnect(kernel: Shell, name: str | None = None) -> None:
-    from .boards import DEFAULT
-    from .transfer import shown
-
     if name is not None and name != DEFAULT:
         board = kernel.boards.remove(name)
         kernel.write("stdout", f"disconnected {shown(name)} from {board.address} (its variables dropped)\n")
@@ -147,9 +143,6 @@ def disconnect(kernel: Shell, name: str | None = None) -> None:
 
 @command('$use("left")', 'run plain cells on the device named left ($use("default"): the unnamed connection)')
 def use(kernel: Shell, name: str) -> None:
-    from .boards import DEFAULT
-    from .transfer import shown
-
     if name != DEFAULT:
         kernel.boards.board(name, "$use")
     kernel.boards.current = name
@@ -227,8 +220,6 @@ def video(
     if isinstance(source, (list, tuple)):
         if not 1 <= len(source) <= 16 or record is not None:
             raise CommandError(f"$video: side by side takes 1 to 16 sources, and records none. Usage: {usage}")
-        from .transfer import shown
-
         kernel.videos.start_row([(shown(str(each)), *_video_source(kernel, each)) for each in source], fps, width)
         return
     source, timeout = _video_source(kernel, source)
@@ -306,19 +297,15 @@ def _on(kernel: Shell, command: str, on: Any, many: bool = False) -> list[str | 
     also=(('$upload("model.bin", on="left")', "copy it to the device named left (on=all: to every device)"),),
 )
 def upload(kernel: Shell, source: str, destination: str = ".", on: str | None = None) -> None:
-    from .transfer import upload as upload_files  # imported on use: transfer imports this module
-
     _paths("upload", **{"local path": source, "remote path": destination})
     names = _on(kernel, "upload", on, many=True)
     if on is not ALL:
-        upload_files(kernel, source, destination, names[0])
+        transfer.upload(kernel, source, destination, names[0])
         return
-    from .transfer import shown
-
     failures = []
     for name in names:
         try:
-            upload_files(kernel, source, destination, name)
+            transfer.upload(kernel, source, destination, name)
         except (CommandError, DeviceError) as error:  # the others still get the file
             failures.append(f"{shown(str(name))}: {error}")
     if failures:
@@ -331,18 +318,14 @@ def upload(kernel: Shell, source: str, destination: str = ".", on: str | None = 
     also=(('$download("log.txt", on="left")', "copy it from the device named left"),),
 )
 def download(kernel: Shell, source: str, destination: str = ".", on: str | None = None) -> None:
-    from .transfer import download as download_files
-
     _paths("download", **{"remote path": source, "local path": destination})
-    download_files(kernel, source, destination, _on(kernel, "download", on)[0])
+    transfer.download(kernel, source, destination, _on(kernel, "download", on)[0])
 
 
 @command('$ls("remote path", on=None)', "list a directory on the device (default: its working directory)")
 def ls(kernel: Shell, path: str = ".", on: str | None = None) -> None:
-    from .transfer import list_directory
-
     _paths("ls", **{"remote path": path})
-    list_directory(kernel, path, _on(kernel, "ls", on)[0])
+    transfer.list_directory(kernel, path, _on(kernel, "ls", on)[0])
 
 
 @command("$help()", "list the $ commands")

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .deadline import Attempt
-from .sanitize import publishable
-from .session import DEFAULT_TIMEOUT, CellError, DeviceError
+from .errors import CellError, DeviceError
+from .sanitize import publishable, shown
+from .session import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from .session import Device
@@ -302,8 +303,6 @@ class OnCell:
 
 def _failed(failures: list[Target]) -> CellError:
     """The cell's error: the first failure's name, and every failing device with what it raised."""
-    from .transfer import shown
-
     lines = [f"{shown(t.name)}: {t.failure[0]}" + (f": {t.failure[1]}" if t.failure[1] else "")
              for t in failures if t.failure is not None]  # fmt: skip
     ename = failures[0].failure[0] if failures[0].failure is not None else "Error"

@@ -14,15 +14,14 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from .address import Address
 from .channel import OversizedFrame
 from .deadline import Attempt, Cancelled
-from .loopback import is_loopback
+from .errors import CellError, DeviceError, DeviceRefused
 from .security import Credentials, lookup
 
-DEFAULT_PORT = 18812
 DEFAULT_TIMEOUT = 5.0
 AGENT_FILENAME = "<xrpyc-agent>"
 REGISTRY_MODULE = "_xrpyc_agents"  # as in agent.py
@@ -50,63 +49,6 @@ BLOCKED = (
 Chunks = tuple  # ((stream name, text), ...), as sent by the agent
 # Answers a cell's input(prompt, password): ("ok", text), ("interrupted",) or ("nostdin",).
 AskInput = Callable[[str, bool], tuple]
-
-
-class DeviceError(Exception):
-    """A device could not be reached or stopped answering; the message is for users."""
-
-
-class DeviceRefused(DeviceError):
-    """Nothing listens at the address (connection refused)."""
-
-
-class CellError(Exception):
-    """The cell's code raised: on the device, or in the kernel's own Python ($exec)."""
-
-    def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
-        super().__init__(f"{ename}: {evalue}")
-        self.ename, self.evalue, self.traceback = ename, evalue, traceback
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int = DEFAULT_PORT
-
-    @classmethod
-    def parse(cls, target: str, port: int | None = None) -> Address:
-        """`host`, `host:port`, `[ipv6]:port` or `ipv6`, with an optional separate port."""
-        host, parsed_port = target.strip(), None
-        if host.startswith("["):
-            host, _, rest = host[1:].partition("]")
-            if rest.startswith(":"):
-                parsed_port = rest[1:]
-        elif host.count(":") == 1:
-            host, parsed_port = host.split(":")
-        if not host:
-            raise ValueError(f"no host name in {target!r}")
-        if parsed_port is not None and port is not None:
-            raise ValueError(f"port given twice: in {target!r} and as {port!r}")
-        chosen = port if port is not None else parsed_port if parsed_port is not None else DEFAULT_PORT
-        try:
-            number = int(chosen)
-        except (TypeError, ValueError):
-            raise ValueError(f"port must be a number, not {chosen!r}") from None
-        if not 0 < number < 65536:
-            raise ValueError(f"port must be between 1 and 65535, not {number}")
-        return cls(host, number)
-
-    @property
-    def is_loopback(self) -> bool:
-        return is_loopback(self.host)
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def default_address() -> Address:
-    """Where cells run without $connect: $XRPYC_DEVICE, else the local default device."""
-    return Address.parse(os.environ.get("XRPYC_DEVICE") or f"127.0.0.1:{DEFAULT_PORT}")
 
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.

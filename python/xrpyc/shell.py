@@ -20,17 +20,18 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from . import commands
+from .address import Address, default_address
 from .boards import DEFAULT, Boards
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
-from .commands import CommandError
 from .comms import WIDGET_VIEW, Comms
 from .deadline import Attempt
+from .errors import CellError, CommandError, DeviceError, DeviceRefused
 from .history import History
 from .loopback import listener_uids, owner_name
 from .magics import MagicError, is_cell_magic, transform_cell
 from .sanitize import publishable
 from .security import DEVICES_FILE, Credentials, lookup
-from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, DeviceRefused, default_address
+from .session import DEFAULT_TIMEOUT, Device
 from .videoviews import VideoViews
 
 if TYPE_CHECKING:

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import devicefiles
-from .commands import CommandError
 from .devicefacts import byte_size
-from .session import DeviceError
+from .errors import CommandError, DeviceError
+from .sanitize import shown
 
 if TYPE_CHECKING:
     from .session import Device
@@ -70,12 +70,6 @@ _REASONS = {
 # (devicefiles.PART_SUFFIX) must fit in the usual 255-byte limit.
 NAME_MAX = 255 - len("." + devicefiles.PART_SUFFIX)
 PATH_MAX = 4000
-
-
-def shown(text: str) -> str:
-    """`text` fit to show: control characters (terminal escapes), invisible
-    format characters and lone surrogates written as Python escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _error(message: str) -> CommandError:
