@@ -25,7 +25,7 @@ from xrpyc.deadline import Attempt
 from xrpyc.device.certs import make_certificate
 from xrpyc.security import Credentials
 
-from xrpyc import session
+from xrpyc import link, session
 
 TOKEN = "workers-test-token"
 
@@ -80,7 +80,7 @@ def test_a_new_kernels_worker_starts_with_the_agent_compiled_by_the_zygote() -> 
     with device_process("--token", TOKEN) as (port, _):
         address = Address.parse(f"127.0.0.1:{port}")
         attempt = Attempt(10)
-        conn = session._open(address, attempt, Credentials(token=TOKEN), uuid.uuid4().hex)
+        conn = link.open_connection(address, attempt, Credentials(token=TOKEN), uuid.uuid4().hex)
         try:
             found = conn.eval(session._COMPILED.format(module=session.REGISTRY_MODULE, digest=session.agent_digest()))
             assert found is not None, "the new worker had to compile the agent again"

@@ -13,7 +13,7 @@ import time
 import psutil
 from kernel_client import kernel
 from servers import free_port, tcp_service, xrpyc_device
-from xrpyc.session import DEFAULT_TIMEOUT
+from xrpyc.link import DEFAULT_TIMEOUT
 
 DEADLINE = 20.0  # s, for what must happen without a cell asking
 

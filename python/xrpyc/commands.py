@@ -14,9 +14,9 @@ from .address import Address
 from .boards import DEFAULT, name_problem
 from .cellparse import ALL, Command
 from .errors import CellError, CommandError, DeviceError
+from .link import DEFAULT_TIMEOUT
 from .sanitize import shown
 from .security import lookup
-from .session import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from .shell import Shell

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .deadline import Attempt
 from .errors import CellError, DeviceError
+from .link import DEFAULT_TIMEOUT
 from .sanitize import publishable, shown
-from .session import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from .session import Device

@@ -27,11 +27,12 @@ from .comms import WIDGET_VIEW, Comms
 from .deadline import Attempt
 from .errors import CellError, CommandError, DeviceError, DeviceRefused
 from .history import History
+from .link import DEFAULT_TIMEOUT
 from .loopback import listener_uids, owner_name
 from .magics import MagicError, is_cell_magic, transform_cell
 from .sanitize import publishable
 from .security import DEVICES_FILE, Credentials, lookup
-from .session import DEFAULT_TIMEOUT, Device
+from .session import Device
 from .videoviews import VideoViews
 
 if TYPE_CHECKING:
