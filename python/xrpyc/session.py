@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from .address import Address
@@ -389,9 +390,35 @@ class Device:
             print(f"xrpyc: could not interrupt the device at {self.address}: {error}", file=sys.stderr)
         if not self.idle.wait(grace):
             self._abandoned = True
-            with contextlib.suppress(OSError):
-                # shutdown(), not close(): it wakes the thread waiting in poll().
-                self._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+            self.shut_down_link()
+
+    def shut_down_link(self) -> None:
+        """Wake every thread that waits on the cell connection: shutdown(), not close(), which leaves
+        a thread in poll() asleep. The device's end fails too, and drops this connection's objects."""
+        with contextlib.suppress(OSError):
+            self._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+
+    def close_link(self) -> None:
+        """Close the cell connection only (the next cell or command reconnects: closed is True);
+        close() would also say goodbye on the interrupt channel, which waits for a stuck device."""
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def uncompressed(self) -> Iterator[None]:
+        """rpyc's zlib compression off, both ways, for a transfer's duration (transfer.py: it caps
+        loopback at ~35 MB/s, and a board's CPU compresses slower than its network sends)."""
+        channels = [self._conn._channel]
+        with contextlib.suppress(Exception):
+            channels.append(self._conn.root._conn._channel)  # the device's end, as in _nagle_on_device_end
+        before = [channel.compress for channel in channels]
+        for channel in channels:
+            channel.compress = False
+        try:
+            yield
+        finally:
+            for channel, compress in zip(channels, before):
+                with contextlib.suppress(Exception):  # a connection lost meanwhile
+                    channel.compress = compress
 
     @property
     def closed(self) -> bool:

@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import posixpath
-import socket
 import threading
 import time
 import unicodedata
@@ -222,30 +221,12 @@ class _Job:
                 # the worker; closing makes the device's end fail too, so it
                 # drops our objects and FileSink.__del__ removes its partial
                 # file. The next command or cell reconnects (Device.alive).
-                with contextlib.suppress(Exception):
-                    self.device._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+                self.device.shut_down_link()
                 self.finished.wait()
                 # Not Device.close(): its interrupt channel would wait 1 s for the stuck device.
-                self.device._conn.close()
+                self.device.close_link()
             with contextlib.suppress(KeyboardInterrupt):  # interrupted again: we are stopping already
                 self.finished.wait(PROGRESS_INTERVAL)
-
-
-@contextlib.contextmanager
-def _uncompressed(conn: Any) -> Iterator[None]:
-    """rpyc's zlib compression off, both ways, for the transfer's duration."""
-    channels = [conn._channel]
-    with contextlib.suppress(Exception):
-        channels.append(conn.root._conn._channel)  # the device's end, as in session._disable_nagle
-    before = [channel.compress for channel in channels]
-    for channel in channels:
-        channel.compress = False
-    try:
-        yield
-    finally:
-        for channel, compress in zip(channels, before):
-            with contextlib.suppress(Exception):  # a connection lost meanwhile
-                channel.compress = compress
 
 
 class _Transfer:
@@ -544,7 +525,7 @@ def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str 
 
     def work() -> None:
         transfer.plan(source, destination)
-        with _uncompressed(device._conn):
+        with device.uncompressed():
             transfer.copy()
 
     def tick() -> None:
