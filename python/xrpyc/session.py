@@ -19,6 +19,7 @@ from typing import Any, Callable
 from .address import Address
 from .channel import OversizedFrame
 from .deadline import Attempt, Cancelled
+from .devicemessages import INSTALLED_FIELDS, AskInput, Chunks, Installed, cell_result
 from .errors import CellError, DeviceError
 from .link import (
     DEFAULT_TIMEOUT,
@@ -42,18 +43,12 @@ HELP_BUDGET = 5.0  # for `name?` in a cell: the user waits for it
 REPLY_MARGIN = 0.1
 SERVE_SLICE = 0.01  # s between the checks for widget messages from the browser while a cell runs
 INSTALLING = "installing the agent"  # the stage after RPYC_HANDSHAKE, named in timeout messages
-INSTALLED_FIELDS = 8  # what agent.connect() answers: see Device.__init__
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one message from a device once connected (1 MiB while connecting)
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call an interrupt cannot "
     "end there (a socket read or select on a stock rpyc server, a C library's wait, ...). It stops at its next "
     "Python instruction. The kernel let go of it; the next cell reconnects, with your variables."
 )
-
-Chunks = tuple  # ((stream name, text), ...), as sent by the agent
-# Answers a cell's input(prompt, password): ("ok", text), ("interrupted",) or ("nostdin",).
-AskInput = Callable[[str, bool], tuple]
-
 
 # Device-side sources, compiled by the device's Python in this order into one namespace.
 AGENT_SOURCES = (
@@ -132,15 +127,6 @@ def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input:
     return answer
 
 
-_PYTHON_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?[A-Za-z0-9+.]{0,16}")
-
-
-def _python_version(answer: Any) -> str:
-    """The device's Python version as agent.connect() said it (kernel_info's language_info.version);
-    "" for anything else than a version number, as the device's answer may be anything."""
-    return answer if type(answer) is str and _PYTHON_VERSION.fullmatch(answer) else ""
-
-
 def keep_agent_compiled() -> None:
     """Compile the agent sources here and keep the code as a device's first kernel has it kept (_install).
 
@@ -216,20 +202,17 @@ class Device:
         self.address = address
         self.credentials = credentials
         self.key = key
-        # helpers: the device-side namespace the AGENT_SOURCES were executed in
-        # (devicefiles.py's functions for transfer.py). resumed: True when the
-        # device still had this kernel's namespace (a reconnect). The agent's
-        # methods come along: each cell is then one round trip.
-        self.helpers, self._agent, self.resumed, self._run, complete, inspect, view, python = installed
-        self.python = _python_version(python)  # "3.8.18"
+        agent = Installed.decode(installed)
+        self.helpers, self._agent, self.resumed, self._run = agent.helpers, agent.agent, agent.resumed, agent.run
+        self.python = agent.python  # kernel_info's language_info.version
         # Asynchronous, so that a device that answers late cannot freeze the editor.
         from rpyc import async_
 
-        self._complete = async_(complete)
-        self._inspect = async_(inspect)
+        self._complete = async_(agent.complete)
+        self._inspect = async_(agent.inspect)
         self._conn = conn
         # The device's live view (MaixPy3's display.show), if it serves one.
-        self.video_url = live_view_url(address.host, view)
+        self.video_url = live_view_url(address.host, agent.view)
         self._abandoned = False
         self._closed = False
         # Set while no cell runs; interrupt() waits on it.
@@ -320,10 +303,7 @@ class Device:
             raise DeviceError(f"the connection to {self.address} was lost while the cell ran") from None
         finally:
             self.idle.set()
-        if result[0] == "error":
-            _, ename, evalue, traceback = result
-            raise CellError(ename, evalue, list(traceback))
-        return result[1]
+        return cell_result(result)
 
     def _run_serving(self, code: str, filename: str, between: Callable[[], None] | None) -> tuple:
         if between is None:

@@ -25,6 +25,7 @@ from .boards import DEFAULT, Boards
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
 from .comms import WIDGET_VIEW, Comms
 from .deadline import Attempt
+from .devicemessages import INTERRUPTED, NO_STDIN, Chunks, answered, deliver
 from .errors import CellError, CommandError, DeviceError, DeviceRefused
 from .history import History
 from .link import DEFAULT_TIMEOUT
@@ -114,21 +115,6 @@ class Shell:
 
     def stream(self, name: str) -> StreamWriter:
         return StreamWriter(self, name)
-
-    def _on_device_output(self, device: Device, chunks: tuple) -> None:
-        # Called from the device (through rpyc, _DeviceCalls) with ordered batches; see agent.Chunks.
-        for kind, payload in chunks:
-            if kind == "display":
-                bundle, display_id, update = payload
-                transient = json.dumps({"display_id": display_id} if isinstance(display_id, str) else {})
-                publish = self.native.update_display_data if update else self.native.display_data
-                publish(json.dumps(self._publishable(device, bundle)), "", transient)
-            elif kind == "clear":
-                self.native.clear_output(bool(payload))
-            elif kind in ("stdout", "stderr") and isinstance(payload, str):
-                self.native.stream(kind, payload)
-            elif kind == "comm":
-                self.comms.from_device(device, payload)
 
     def _publishable(self, device: Device, bundle: tuple, note: bool = True) -> dict[str, Any]:
         """The device's bundle as it may reach the browser (sanitize.py); the first removal in a
@@ -315,15 +301,15 @@ class Shell:
     def _on_input_request(self, prompt: str, password: bool) -> tuple:
         """A cell's input() or getpass() on the device (called through rpyc, in the main thread)."""
         if not self._allow_stdin:
-            return ("nostdin",)
+            return NO_STDIN
         self._asking = True
         try:
             while True:
                 value = self.native.input_request(prompt, password)
                 if not value.startswith(CANCELLED):
-                    return ("ok", value)
+                    return answered(value)
                 if value == self._cancel_value:
-                    return ("interrupted",)
+                    return INTERRUPTED
                 # A cancel meant for an earlier prompt, which the user answered
                 # at the same moment: this prompt still waits for its answer.
         finally:
@@ -578,6 +564,28 @@ class Shell:
                 self.private_device = None
 
 
+class _CellOutput:
+    """A device's output during a plain cell (devicemessages.Output): to the notebook, as it may be shown there."""
+
+    def __init__(self, shell: Shell, device: Device) -> None:
+        self._shell, self._device = shell, device
+        self.native = shell.native
+
+    def stream(self, name: str, text: str) -> None:
+        self.native.stream(name, text)
+
+    def display(self, bundle: tuple, display_id: str | None, update: bool) -> None:
+        transient = json.dumps({"display_id": display_id} if display_id is not None else {})
+        publish = self.native.update_display_data if update else self.native.display_data
+        publish(json.dumps(self._shell._publishable(self._device, bundle)), "", transient)
+
+    def clear(self, wait: bool) -> None:
+        self.native.clear_output(wait)
+
+    def comm(self, payload: Any) -> None:
+        self._shell.comms.from_device(self._device, payload)
+
+
 class _DeviceCalls:
     """What a device may call in the kernel, through rpyc, at any moment: a cell's output and input().
 
@@ -591,19 +599,19 @@ class _DeviceCalls:
         self.device: Device | None = None  # set once connected; calls during the connection are dropped
         self._ignored = 0
 
-    def output(self, chunks: tuple) -> None:
+    def output(self, chunks: Chunks) -> None:
         on = self._shell._on
         if on is not None and self.device is not None and on.takes(self.device):
             on.output(self.device, chunks)  # in this device's thread: stored for its area
         elif self._in_cell("output"):
             assert self.device is not None
-            self._shell._on_device_output(self.device, chunks)
+            deliver(chunks, _CellOutput(self._shell, self.device))
 
     def input(self, prompt: str, password: bool) -> tuple:
         on = self._shell._on
         if on is not None and self.device is not None and on.takes(self.device):
-            return ("nostdin",)  # one prompt for several devices at once would answer none of them well
-        return self._shell._on_input_request(prompt, password) if self._in_cell("a prompt") else ("nostdin",)
+            return NO_STDIN  # one prompt for several devices at once would answer none of them well
+        return self._shell._on_input_request(prompt, password) if self._in_cell("a prompt") else NO_STDIN
 
     def _in_cell(self, what: str) -> bool:
         if self.device is not None and self.device is self._shell._busy:
