@@ -6,7 +6,7 @@ Run from the repository root, after `make all`:
     .venv/bin/python bench/bench_first_cell.py --armhf         # also the emulated armv7l board (slow)
 
 Each sample is a fresh Python process doing what a starting kernel does before its first cell is answered
-(kernel.py's preparation, Shell.connect_ahead, Device.run), timed stage by stage with perf_counter:
+(kernel.py's preparation, Connections.connect_ahead, Device.run), timed stage by stage with perf_counter:
 
 - imports: the shell and what connecting needs (session.preload), from compiled bytecode;
 - connect: name lookup, TCP, the token exchange when the device asks for one, rpyc's handshake;

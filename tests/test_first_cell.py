@@ -1,4 +1,4 @@
-"""The default device is connected to while the kernel starts (Shell.connect_ahead), and that never costs a cell.
+"""The default device is connected to while the kernel starts (Connections.connect_ahead), and that never costs a cell.
 
 The first cell finds the connection made; a cell that waits for an attempt that hangs can be interrupted; a first
 `$connect` elsewhere does not wait for it; a failed attempt is the answer of the cell that waited for it (one

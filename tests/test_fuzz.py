@@ -413,7 +413,7 @@ def test_is_complete_always_gives_a_valid_reply(offline_shell: Shell, cell: str)
     if reply["status"] == "incomplete":
         assert isinstance(reply["indent"], str) and not reply["indent"].strip(), reply
     assert offline_shell.native.calls == [], "is_complete published something"
-    assert offline_shell.device is None, "is_complete connected to a device"
+    assert offline_shell.connections.device is None, "is_complete connected to a device"
 
 
 # -- 5. through the built kernel ------------------------------------------------------

@@ -38,8 +38,8 @@ from .errors import CommandError, DeviceError
 from .sanitize import shown
 
 if TYPE_CHECKING:
+    from .commands import Context
     from .session import Device
-    from .shell import Shell
 
 # 256 KiB chunks, 4 in flight: the fastest of 64 KiB..4 MiB and 0..8 in flight
 # measured on loopback (larger chunks were slower); 1 MiB in flight also keeps
@@ -449,9 +449,9 @@ class _Progress:
     (jupyter console shows the first display and no update) show it too.
     """
 
-    def __init__(self, shell: Shell, transfer: _Transfer) -> None:
-        self._shell = shell
-        self._native = shell.native
+    def __init__(self, context: Context, transfer: _Transfer) -> None:
+        self._write = context.write
+        self._native = context.native
         self._transfer = transfer
         self._transient = json.dumps({"display_id": uuid.uuid4().hex})
         self._native.display_data(self._data("running"), "", self._transient)
@@ -461,7 +461,7 @@ class _Progress:
 
     def finish(self) -> None:
         self.update("full")
-        self._shell.write("stdout", self._text("done") + "\n")
+        self._write("stdout", self._text("done") + "\n")
 
     def _text(self, state: str) -> str:
         t = self._transfer
@@ -510,13 +510,13 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
 
-def _device(shell: Shell, name: str | None) -> Device:
+def _device(context: Context, name: str | None) -> Device:
     """The device named `name` (boards.py), or the one plain cells run on."""
-    return shell.ensure_device() if name is None else shell.device_named(name)
+    return context.connections.ensure_device() if name is None else context.connections.device_named(name)
 
 
-def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str | None) -> None:
-    device = _device(shell, name)
+def _transfer(context: Context, verb: str, source: str, destination: str, name: str | None) -> None:
+    device = _device(context, name)
     job = _Job(device)
     sides = (_local(), _remote(device)) if verb == "upload" else (_remote(device), _local())
     transfer = _Transfer(verb, *sides, job)
@@ -533,32 +533,32 @@ def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str 
             if progress:
                 progress[0].update("running")
             else:
-                progress.append(_Progress(shell, transfer))
+                progress.append(_Progress(context, transfer))
 
     try:
         job.run(work, tick)
     except BaseException as error:
         if transfer.planned.is_set():
             final = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            (progress or [_Progress(shell, transfer)])[0].update(final)
+            (progress or [_Progress(context, transfer)])[0].update(final)
         raise
-    (progress or [_Progress(shell, transfer)])[0].finish()
+    (progress or [_Progress(context, transfer)])[0].finish()
 
 
-def upload(shell: Shell, source: str, destination: str, name: str | None = None) -> None:
+def upload(context: Context, source: str, destination: str, name: str | None = None) -> None:
     """$upload: `source` relative to the kernel's directory, `destination` to the device's
     (the device named `name`, else the one plain cells run on)."""
-    _transfer(shell, "upload", source, destination, name)
+    _transfer(context, "upload", source, destination, name)
 
 
-def download(shell: Shell, source: str, destination: str, name: str | None = None) -> None:
+def download(context: Context, source: str, destination: str, name: str | None = None) -> None:
     """$download: `source` relative to the device's directory, `destination` to the kernel's."""
-    _transfer(shell, "download", source, destination, name)
+    _transfer(context, "download", source, destination, name)
 
 
-def list_directory(shell: Shell, path: str, name: str | None = None) -> None:
+def list_directory(context: Context, path: str, name: str | None = None) -> None:
     """$ls: the entries of a directory on the device (or a file's own), sorted by name."""
-    device = _device(shell, name)
+    device = _device(context, name)
     side = _remote(device)
 
     def work() -> tuple:
@@ -573,4 +573,4 @@ def list_directory(shell: Shell, path: str, name: str | None = None) -> None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime)) if mtime else "?"
         amount = "" if is_dir else "?" if size < 0 else byte_size(size)
         lines.append(f"  {when}  {amount:>10}  {shown(name)}{'/' if is_dir else ''}\n")
-    shell.write("stdout", "".join(lines))
+    context.write("stdout", "".join(lines))
