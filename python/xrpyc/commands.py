@@ -10,7 +10,6 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import transfer
 from .address import Address
 from .boards import DEFAULT, name_problem
 from .cellparse import ALL, Command
@@ -331,6 +330,8 @@ def _on(context: Context, command: str, on: Any, many: bool = False) -> list[str
     also=(('$upload("model.bin", on="left")', "copy it to the device named left (on=all: to every device)"),),
 )
 def upload(context: Context, source: str, destination: str = ".", on: str | None = None) -> None:
+    from . import transfer  # on use: with devicefiles and devicefacts, ~10 ms of the kernel's start
+
     _paths("upload", **{"local path": source, "remote path": destination})
     names = _on(context, "upload", on, many=True)
     if on is not ALL:
@@ -352,12 +353,16 @@ def upload(context: Context, source: str, destination: str = ".", on: str | None
     also=(('$download("log.txt", on="left")', "copy it from the device named left"),),
 )
 def download(context: Context, source: str, destination: str = ".", on: str | None = None) -> None:
+    from . import transfer  # on use: with devicefiles and devicefacts, ~10 ms of the kernel's start
+
     _paths("download", **{"remote path": source, "local path": destination})
     transfer.download(context, source, destination, _on(context, "download", on)[0])
 
 
 @command('$ls("remote path", on=None)', "list a directory on the device (default: its working directory)")
 def ls(context: Context, path: str = ".", on: str | None = None) -> None:
+    from . import transfer  # on use: with devicefiles and devicefacts, ~10 ms of the kernel's start
+
     _paths("ls", **{"remote path": path})
     transfer.list_directory(context, path, _on(context, "ls", on)[0])
 
