@@ -6,7 +6,7 @@ Run from the repository root, after `make all`:
     .venv/bin/python bench/bench_first_cell.py --armhf         # also the emulated armv7l board (slow)
 
 Each sample is a fresh Python process doing what a starting kernel does before its first cell is answered
-(kernel.py's preparation, Shell.connect_ahead, Device.run), timed stage by stage with perf_counter:
+(kernel.py's preparation, Connections.connect_ahead, Device.run), timed stage by stage with perf_counter:
 
 - imports: the shell and what connecting needs (session.preload), from compiled bytecode;
 - connect: name lookup, TCP, the token exchange when the device asks for one, rpyc's handshake;
@@ -43,18 +43,19 @@ STAGES = ("imports", "connect", "helpers", "control", "first run")
 SAMPLE = r"""
 import json, sys, time, uuid
 t0 = time.perf_counter()
-from xrpyc import session, shell  # noqa: F401
+from xrpyc import link, session, shell  # noqa: F401
 session.preload()
 t1 = time.perf_counter()
 from xrpyc.deadline import Attempt
 from xrpyc.security import Credentials
-address = session.Address.parse(sys.argv[1])
+from xrpyc.address import Address
+address = Address.parse(sys.argv[1])
 credentials = Credentials(token=sys.argv[2] or None)
 key = uuid.uuid4().hex
 attempt = Attempt(30)
-conn = session._open(address, attempt, credentials, key)
+conn = link.open_connection(address, attempt, credentials, key)
 attempt.finish()
-control = session._open_in_background(address, credentials, key)
+control = link.open_in_background(address, credentials, key)
 t2 = time.perf_counter()
 installed = session._install(conn, key, lambda chunks: None, None)
 t3 = time.perf_counter()

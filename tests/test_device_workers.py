@@ -20,12 +20,12 @@ import rpyc
 from kernel_client import RunningKernel, kernel
 from servers import device_process
 from test_interrupt import assert_interrupted, interrupt_after_start
+from xrpyc.address import Address
 from xrpyc.deadline import Attempt
 from xrpyc.device.certs import make_certificate
 from xrpyc.security import Credentials
-from xrpyc.session import Address
 
-from xrpyc import session
+from xrpyc import link, session
 
 TOKEN = "workers-test-token"
 
@@ -81,7 +81,7 @@ def test_a_new_kernels_worker_starts_with_the_agent_compiled_by_the_zygote() -> 
     with device_process("--token", TOKEN) as (port, _):
         address = Address.parse(f"127.0.0.1:{port}")
         attempt = Attempt(10)
-        conn = session._open(address, attempt, Credentials(token=TOKEN), uuid.uuid4().hex)
+        conn = link.open_connection(address, attempt, Credentials(token=TOKEN), uuid.uuid4().hex)
         try:
             found = conn.eval(session._INSTALLED.format(package=session.agent_package(), digest=session.agent_digest()))
             assert found is not None, "the new worker had to compile the agent again"

@@ -1,4 +1,4 @@
-"""The default device is connected to while the kernel starts (Shell.connect_ahead), and that never costs a cell.
+"""The default device is connected to while the kernel starts (Connections.connect_ahead), and that never costs a cell.
 
 The first cell finds the connection made; a cell that waits for an attempt that hangs can be interrupted; a first
 `$connect` elsewhere does not wait for it; a failed attempt is the answer of the cell that waited for it (one
@@ -13,7 +13,7 @@ import time
 import psutil
 from kernel_client import kernel
 from servers import free_port, tcp_service, xrpyc_device
-from xrpyc.session import DEFAULT_TIMEOUT
+from xrpyc.link import DEFAULT_TIMEOUT
 
 DEADLINE = 20.0  # s, for what must happen without a cell asking
 

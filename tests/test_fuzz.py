@@ -28,9 +28,10 @@ from hypothesis import strategies as st
 from jupyter_client.jsonutil import json_default
 from kernel_client import Result, RunningKernel, kernel
 from servers import stock_rpyc_classic
+from xrpyc.address import Address
 from xrpyc.cellparse import Code, Command, CommandSyntaxError, Help, Segment, parse_command, split_cell
-from xrpyc.commands import REGISTRY, CommandError, check
-from xrpyc.session import Address
+from xrpyc.commands import REGISTRY, check
+from xrpyc.errors import CommandError
 from xrpyc.shell import Shell
 
 CELL_TIMEOUT = 60.0  # s for one hostile cell; the slowest (2 MB) takes about a second
@@ -412,7 +413,7 @@ def test_is_complete_always_gives_a_valid_reply(offline_shell: Shell, cell: str)
     if reply["status"] == "incomplete":
         assert isinstance(reply["indent"], str) and not reply["indent"].strip(), reply
     assert offline_shell.native.calls == [], "is_complete published something"
-    assert offline_shell.device is None, "is_complete connected to a device"
+    assert offline_shell.connections.device is None, "is_complete connected to a device"
 
 
 # -- 5. through the built kernel ------------------------------------------------------

@@ -20,8 +20,9 @@ from kernel_client import kernel
 from maixpy3_releases import board, legacy_view
 from PIL import Image
 from test_video_kernel import image_ids, video_messages
+from xrpyc.address import Address
 from xrpyc.maixrtsp import LegacyRtspSource
-from xrpyc.session import Address, Device, live_view_url
+from xrpyc.session import Device, live_view_url
 
 # (release, view server) as boards run them: maixpy3_rpycs (maix.mjpg:start) in every release,
 # maix.utils.rtsps in the releases that ship it (0.3.4 to 0.4.3).

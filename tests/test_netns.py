@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from kernel_client import RunningKernel, kernel
 from servers import BIN, start_ready_server, stop
-from xrpyc.session import LINK_TIMEOUT
+from xrpyc.link import LINK_TIMEOUT
 
 pytestmark = pytest.mark.netns
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from kernel_client import RunningKernel, kernel
 from servers import free_port, stock_rpyc_classic
+from xrpyc.address import Address
 from xrpyc.sanitize import clean_html, publishable
 from xrpyc.security import lookup
-from xrpyc.session import Address
 
 # Everything a device can put in a bundle to run script in the student's browser.
 HOSTILE = {

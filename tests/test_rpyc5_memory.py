@@ -19,11 +19,12 @@ from servers import BIN, DEBIAN_RPYC_CLASSIC, free_port, stop, wait_for_port
 
 OPEN = (
     "import sys\n"
-    "from xrpyc import session\n"
+    "from xrpyc import link\n"
+    "from xrpyc.address import Address\n"
     "from xrpyc.deadline import Attempt\n"
     "from xrpyc.security import Credentials\n"
-    "address = session.Address.parse(sys.argv[1])\n"
-    "conn = session._open(address, Attempt(20), Credentials(), 'k')\n"
+    "address = Address.parse(sys.argv[1])\n"
+    "conn = link.open_connection(address, Attempt(20), Credentials(), 'k')\n"
     "print(conn.eval('1 + 1'))\n"
     "conn.close()\n"
 )

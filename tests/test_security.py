@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kernel_client import kernel
 from servers import BIN, device_process, start_ready_server, stop
-from xrpyc.session import Address
+from xrpyc.address import Address
 
 from xrpyc import security
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from xrpyc.address import Address
 from xrpyc.cellparse import Code, Command, CommandSyntaxError, split_cell
 from xrpyc.remote.agent import Agent
-from xrpyc.session import Address
 
 
 @pytest.mark.parametrize(

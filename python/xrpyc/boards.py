@@ -3,7 +3,7 @@
 `$connect("host", name="left")` adds a named connection beside the others;
 `$use("left")` sends plain cells there, `$devices()` lists the connections,
 `$disconnect("left")` closes one. The unnamed connection (the default device,
-or an unnamed `$connect`) stays the Shell's own, as it was before names
+or an unnamed `$connect`) stays in connections.py, as it was before names
 existed; it is called DEFAULT here. Each named connection has a namespace of
 its own on its device (its own key), kept across reconnects.
 
@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .cellparse import ALL
-from .commands import CommandError
+from .errors import CommandError
+from .sanitize import shown
 
 if TYPE_CHECKING:
+    from .address import Address
+    from .connections import Connections
     from .deadline import Attempt
     from .security import Credentials
-    from .session import Address, Device
-    from .shell import Shell
+    from .session import Device
 
 DEFAULT = "default"  # the unnamed connection, in $use, $on, $devices and on=
 NAME_MAX = 64  # characters of a name: it is a label, not a text
@@ -58,8 +60,8 @@ class Board:
 class Boards:
     """The named connections of one kernel, and which connection plain cells use."""
 
-    def __init__(self, shell: Shell) -> None:
-        self._shell = shell
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
         self.named: dict[str, Board] = {}
         self.current = DEFAULT  # where plain cells run ($use)
 
@@ -74,7 +76,7 @@ class Boards:
                 f'$disconnect("{name}") first, or choose another name'
             )
         key = os.urandom(16).hex()
-        device = self._shell._open_device(address, key, timeout, credentials)
+        device = self._connections.open_device(address, key, timeout, credentials)
         self.named[name] = Board(name, address, device.credentials, key, device)
         return device
 
@@ -110,7 +112,7 @@ class Boards:
         if device is not None:
             return device, ""
         self.drop(board)
-        device = self._shell._open_device(board.address, board.key, credentials=board.credentials, attempt=attempt)
+        device = self._connections.open_device(board.address, board.key, credentials=board.credentials, attempt=attempt)
         board.device = device
         notice = "" if device.resumed else (
             f"xrpyc: reconnected to {board.name} ({board.address}). The device restarted: this kernel's "
@@ -147,19 +149,17 @@ class Boards:
 
     def everything(self) -> list[str]:
         """What `all` means: every connection $devices() lists."""
-        shell = self._shell
-        default = [DEFAULT] if shell.device is not None or shell.explicit or not self.named else []
+        connections = self._connections
+        default = [DEFAULT] if connections.device is not None or connections.explicit or not self.named else []
         return default + list(self.named)
 
     def describe(self) -> str:
         """$devices(): one line per connection: name, address, state, Python; `*` marks where plain cells run."""
-        from .transfer import shown
-
-        shell = self._shell
+        connections = self._connections
         rows = []
         for name in self.everything():
             if name == DEFAULT:
-                device, address = shell.device, shell.address
+                device, address = connections.device, connections.address
             else:
                 board = self.named[name]
                 device, address = board.device, board.address

@@ -4,21 +4,51 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import os
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from .address import Address
+from .boards import DEFAULT, name_problem
 from .cellparse import ALL, Command
+from .errors import CellError, CommandError, DeviceError
+from .link import DEFAULT_TIMEOUT
+from .sanitize import shown
 from .security import lookup
-from .session import DEFAULT_TIMEOUT, Address, CellError, DeviceError
 
 if TYPE_CHECKING:
-    from .shell import Shell
+    from .connections import Connections
+    from .videoviews import VideoViews
 
 
-class CommandError(Exception):
-    """A `$` command that cannot run as written; the message is for users."""
+@dataclass(frozen=True)
+class Context:
+    """What a $ command works with: the connections, the cell's output, the videos, the kernel's own namespace."""
+
+    connections: Connections
+    write: Callable[[str, str], None]  # write("stdout" or "stderr", text)
+    videos: VideoViews
+    native: Any  # the C++ kernel's module: a transfer's progress display (transfer.py)
+    local_namespace: dict[str, Any]  # $exec's
+
+    def stream(self, name: str) -> StreamWriter:
+        return StreamWriter(self.write, name)
+
+
+class StreamWriter(io.TextIOBase):
+    """A file whose writes become `stream` messages (for kernel-side output: $exec)."""
+
+    def __init__(self, write: Callable[[str, str], None], name: str) -> None:
+        self._write, self._name = write, name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._write(self._name, text)
+        return len(text)
 
 
 @dataclass(frozen=True)
@@ -69,8 +99,8 @@ def check(cmd: Command) -> CommandInfo:
     return info
 
 
-def run(kernel: Shell, cmd: Command) -> None:
-    check(cmd).function(kernel, *cmd.args, **cmd.kwargs)
+def run(context: Context, cmd: Command) -> None:
+    check(cmd).function(context, *cmd.args, **cmd.kwargs)
 
 
 def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) -> None:
@@ -84,7 +114,7 @@ def _check(name: str, value: Any, kinds: type | tuple, what: str, usage: str) ->
     also=(('$connect("host", name="left")', "connect one more device, named, keeping the others ($use, $on)"),),
 )
 def connect(
-    kernel: Shell,
+    context: Context,
     host: str,
     port: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -112,14 +142,13 @@ def connect(
     except ValueError as error:
         raise CommandError(f"$connect: {error}. Usage: {usage}") from None
     if name is None:
-        kernel.connect(address, float(timeout), credentials)
+        context.connections.connect(address, float(timeout), credentials)
         return
-    from .boards import name_problem  # boards imports this module
-
     problem = name_problem(name)
     if problem:
         raise CommandError(f"$connect: {problem}")
-    kernel.say_connected(kernel.boards.add(name, address, float(timeout), credentials), name)
+    connections = context.connections
+    connections.say_connected(connections.boards.add(name, address, float(timeout), credentials), name)
 
 
 @command(
@@ -127,39 +156,35 @@ def connect(
     "close the connection; later cells run on the default device",
     also=(('$disconnect("left")', "close the connection named left (its variables dropped)"),),
 )
-def disconnect(kernel: Shell, name: str | None = None) -> None:
-    from .boards import DEFAULT
-    from .transfer import shown
-
+def disconnect(context: Context, name: str | None = None) -> None:
     if name is not None and name != DEFAULT:
-        board = kernel.boards.remove(name)
-        kernel.write("stdout", f"disconnected {shown(name)} from {board.address} (its variables dropped)\n")
+        board = context.connections.boards.remove(name)
+        context.write("stdout", f"disconnected {shown(name)} from {board.address} (its variables dropped)\n")
         return
-    left = kernel.address if kernel.device is not None or kernel.explicit else None
-    kernel.disconnect()
+    connections = context.connections
+    left = connections.address if connections.device is not None or connections.explicit else None
+    connections.disconnect()
     if left is None:
-        kernel.write("stdout", f"not connected: cells run on the default device, {kernel.address}\n")
+        context.write("stdout", f"not connected: cells run on the default device, {connections.address}\n")
     else:
-        kernel.write(
-            "stdout", f"disconnected from {left} (its variables dropped); next cells run on {kernel.address}\n"
+        context.write(
+            "stdout", f"disconnected from {left} (its variables dropped); next cells run on {connections.address}\n"
         )
 
 
 @command('$use("left")', 'run plain cells on the device named left ($use("default"): the unnamed connection)')
-def use(kernel: Shell, name: str) -> None:
-    from .boards import DEFAULT
-    from .transfer import shown
-
+def use(context: Context, name: str) -> None:
+    connections = context.connections
     if name != DEFAULT:
-        kernel.boards.board(name, "$use")
-    kernel.boards.current = name
-    where = kernel.address if name == DEFAULT else kernel.boards.named[name].address
-    kernel.write("stdout", f"plain cells run on {shown(name)} ({where})\n")
+        connections.boards.board(name, "$use")
+    connections.boards.current = name
+    where = connections.address if name == DEFAULT else connections.boards.named[name].address
+    context.write("stdout", f"plain cells run on {shown(name)} ({where})\n")
 
 
 @command("$devices()", "list the connections: name, address, state, Python (* marks where plain cells run)")
-def devices(kernel: Shell) -> None:
-    kernel.write("stdout", kernel.boards.describe())
+def devices(context: Context) -> None:
+    context.write("stdout", context.connections.boards.describe())
 
 
 @command(
@@ -167,24 +192,24 @@ def devices(kernel: Shell) -> None:
     "first line of a cell: run the rest of it on these devices at once, each in its own area",
     also=(("$on(all)", "the same on every device $devices() lists"),),
 )
-def on(kernel: Shell, *names: str) -> None:
+def on(context: Context, *names: str) -> None:
     raise CommandError("$on(...) must be the first line of its cell: it runs the rest of it")
 
 
 @command("$device()", "show the device's address, platform, machine, Python and rpyc versions")
-def device(kernel: Shell) -> None:
-    device = kernel.ensure_device()
+def device(context: Context) -> None:
+    device = context.connections.ensure_device()
     facts = [("address", str(device.address)), *device.info()]
     width = max(len(label) for label, _ in facts)
-    kernel.write("stdout", "".join(f"{label:<{width}}  {value}\n" for label, value in facts))
+    context.write("stdout", "".join(f"{label:<{width}}  {value}\n" for label, value in facts))
 
 
 @command('$exec("code")', "run code in the kernel's own Python process, not on the device")
-def exec_(kernel: Shell, code: str) -> None:
+def exec_(context: Context, code: str) -> None:
     _check("code", code, str, "a string", REGISTRY["exec"].usage)
-    with contextlib.redirect_stdout(kernel.stream("stdout")), contextlib.redirect_stderr(kernel.stream("stderr")):
+    with contextlib.redirect_stdout(context.stream("stdout")), contextlib.redirect_stderr(context.stream("stderr")):
         try:
-            exec(compile(code, "<$exec>", "exec"), kernel.local_namespace)
+            exec(compile(code, "<$exec>", "exec"), context.local_namespace)
         except BaseException as error:
             lines = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
             raise CellError(type(error).__name__, str(error), [line.rstrip("\n") for line in lines]) from None
@@ -202,7 +227,7 @@ def exec_(kernel: Shell, code: str) -> None:
     ),
 )
 def video(
-    kernel: Shell,
+    context: Context,
     source: str | bool | None = None,
     fps: float = 30.0,
     width: int = 640,
@@ -211,14 +236,14 @@ def video(
 ) -> None:
     usage = REGISTRY["video"].usage
     if source is None:
-        kernel.write("stdout", kernel.videos.describe())
+        context.write("stdout", context.videos.describe())
         return
     if isinstance(source, bool):
         # $video(False) / $video(True): the device's live view during cells.
-        kernel.videos.live_view = source
+        context.videos.live_view = source
         if not source:
-            kernel.videos.stop_live_view()
-        kernel.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
+            context.videos.stop_live_view()
+        context.write("stdout", f"live view during cells: {'on' if source else 'off'}\n")
         return
     _check("fps", fps, (int, float), "a number of frames per second", usage)
     _check("width", width, int, "a number of pixels", usage)
@@ -227,11 +252,9 @@ def video(
     if isinstance(source, (list, tuple)):
         if not 1 <= len(source) <= 16 or record is not None:
             raise CommandError(f"$video: side by side takes 1 to 16 sources, and records none. Usage: {usage}")
-        from .transfer import shown
-
-        kernel.videos.start_row([(shown(str(each)), *_video_source(kernel, each)) for each in source], fps, width)
+        context.videos.start_row([(shown(str(each)), *_video_source(context, each)) for each in source], fps, width)
         return
-    source, timeout = _video_source(kernel, source)
+    source, timeout = _video_source(context, source)
     if not isinstance(overwrite, bool):
         raise CommandError(f"$video: overwrite must be True or False. Usage: {usage}")
     recorder = None
@@ -247,21 +270,22 @@ def video(
             if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
                 message = f"{error.filename}: {message}"
             raise CommandError(f"$video: cannot record: {message}") from None
-    kernel.videos.start(source, float(fps), width, timeout, recorder)
+    context.videos.start(source, float(fps), width, timeout, recorder)
     if recorder is not None:
-        kernel.write("stdout", f"recording to {recorder.path}\n")
+        context.write("stdout", f"recording to {recorder.path}\n")
 
 
-def _video_source(kernel: Shell, source: Any) -> tuple[str, float]:
+def _video_source(context: Context, source: Any) -> tuple[str, float]:
     """The URL of `source` (a URL, "device", or a connection's name: its live view) and its read timeout."""
     from .video import DEFAULT_OPTIONS
     from .videoviews import LIVE_VIEW_TIMEOUT
 
     usage = REGISTRY["video"].usage
     _check("url", source, str, 'a stream URL (rtsp://, http://), "device", a device\'s name, or True/False', usage)
-    if source == "device" or source == "default" or source in kernel.boards.named:
+    if source == "device" or source == "default" or source in context.connections.boards.named:
         # A device's own live view: the one plain cells run on, or the one named.
-        url = (kernel.ensure_device() if source == "device" else kernel.device_named(source)).video_url
+        connections = context.connections
+        url = (connections.ensure_device() if source == "device" else connections.device_named(source)).video_url
         if url is None:
             raise CommandError("$video: the device serves no live view (MaixPy3's 18811, xrpyc-device's MJPEG)")
         # It sends a frame only when its picture changes: silence is normal there.
@@ -272,9 +296,9 @@ def _video_source(kernel: Shell, source: Any) -> tuple[str, float]:
 
 
 @command("$video.stop()", "stop the streams started with $video (interrupting the kernel does too)")
-def video_stop(kernel: Shell) -> None:
-    stopped = kernel.videos.stop_all()
-    kernel.write("stdout", f"stopped {stopped} video stream{'s' if stopped != 1 else ''}\n")
+def video_stop(context: Context) -> None:
+    stopped = context.videos.stop_all()
+    context.write("stdout", f"stopped {stopped} video stream{'s' if stopped != 1 else ''}\n")
 
 
 def _paths(name: str, **paths: str) -> None:
@@ -288,7 +312,7 @@ def _paths(name: str, **paths: str) -> None:
             raise CommandError(f"${name}: the {what} {path!r} is not valid text") from None
 
 
-def _on(kernel: Shell, command: str, on: Any, many: bool = False) -> list[str | None]:
+def _on(context: Context, command: str, on: Any, many: bool = False) -> list[str | None]:
     """The connection names that `on=` chooses for a transfer: [None] for where plain cells run."""
     if on is None:
         return [None]
@@ -297,7 +321,7 @@ def _on(kernel: Shell, command: str, on: Any, many: bool = False) -> list[str | 
     if on is not ALL and type(on) is not str:
         usage = REGISTRY[command].usage
         raise CommandError(f"${command}: on must be a device's name or all, not {on!r}. Usage: {usage}")
-    return list(kernel.boards.targets((on,), f"${command}"))
+    return list(context.connections.boards.targets((on,), f"${command}"))
 
 
 @command(
@@ -305,20 +329,18 @@ def _on(kernel: Shell, command: str, on: Any, many: bool = False) -> list[str | 
     "copy a file or directory to the device (default: its directory)",
     also=(('$upload("model.bin", on="left")', "copy it to the device named left (on=all: to every device)"),),
 )
-def upload(kernel: Shell, source: str, destination: str = ".", on: str | None = None) -> None:
-    from .transfer import upload as upload_files  # imported on use: transfer imports this module
+def upload(context: Context, source: str, destination: str = ".", on: str | None = None) -> None:
+    from . import transfer  # on use: with remote.files and remote.facts, ~10 ms of the kernel's start
 
     _paths("upload", **{"local path": source, "remote path": destination})
-    names = _on(kernel, "upload", on, many=True)
+    names = _on(context, "upload", on, many=True)
     if on is not ALL:
-        upload_files(kernel, source, destination, names[0])
+        transfer.upload(context, source, destination, names[0])
         return
-    from .transfer import shown
-
     failures = []
     for name in names:
         try:
-            upload_files(kernel, source, destination, name)
+            transfer.upload(context, source, destination, name)
         except (CommandError, DeviceError) as error:  # the others still get the file
             failures.append(f"{shown(str(name))}: {error}")
     if failures:
@@ -330,21 +352,21 @@ def upload(kernel: Shell, source: str, destination: str = ".", on: str | None = 
     "copy a file or directory from the device (default: into the notebook's directory)",
     also=(('$download("log.txt", on="left")', "copy it from the device named left"),),
 )
-def download(kernel: Shell, source: str, destination: str = ".", on: str | None = None) -> None:
-    from .transfer import download as download_files
+def download(context: Context, source: str, destination: str = ".", on: str | None = None) -> None:
+    from . import transfer  # on use: with remote.files and remote.facts, ~10 ms of the kernel's start
 
     _paths("download", **{"remote path": source, "local path": destination})
-    download_files(kernel, source, destination, _on(kernel, "download", on)[0])
+    transfer.download(context, source, destination, _on(context, "download", on)[0])
 
 
 @command('$ls("remote path", on=None)', "list a directory on the device (default: its working directory)")
-def ls(kernel: Shell, path: str = ".", on: str | None = None) -> None:
-    from .transfer import list_directory
+def ls(context: Context, path: str = ".", on: str | None = None) -> None:
+    from . import transfer  # on use: with remote.files and remote.facts, ~10 ms of the kernel's start
 
     _paths("ls", **{"remote path": path})
-    list_directory(kernel, path, _on(kernel, "ls", on)[0])
+    transfer.list_directory(context, path, _on(context, "ls", on)[0])
 
 
 @command("$help()", "list the $ commands")
-def help_(kernel: Shell) -> None:
-    kernel.write("stdout", f"$ commands (each on a line of its own):\n{listing()}\n")
+def help_(context: Context) -> None:
+    context.write("stdout", f"$ commands (each on a line of its own):\n{listing()}\n")

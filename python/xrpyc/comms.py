@@ -37,7 +37,7 @@ NO_WIDGETS = {"method": "update_states", "states": {}, "buffer_paths": {}}
 class Comms:
     def __init__(self, native: Any) -> None:
         self.native = native
-        self.device_of: Callable[[], Device | None] = lambda: None  # the Shell's current device
+        self.device_of: Callable[[], Device | None] = lambda: None  # the unnamed connection's device
         self._parent = "{}"  # the last cell's header: the parent of messages from the device's other threads
         self._models: dict[str, str] = {}  # the device's comms: model name by comm id
         self._makers: dict[str, Device] = {}  # and the device that opened each

@@ -68,7 +68,7 @@ class Kernel:
             from . import session
 
             session.preload()  # also when nothing listens yet: a private device is connected to by the first cell
-            self.shell.connect_ahead()
+            self.shell.connections.connect_ahead()
         except Exception:
             pass  # the first cell makes them again, and says what fails
 
@@ -103,7 +103,7 @@ class Kernel:
         return self._shell.interrupt(during_request) if self._shell is not None else True
 
     def kernel_info(self) -> str:
-        device = self._shell.device if self._shell is not None else None
+        device = self._shell.connections.device if self._shell is not None else None
         python = device.python if device is not None else ""
         where = f"Cells run on Python {python} at {device.address}." if device is not None and python else None
         help_links = [{"text": "xrpyc README ($ commands)", "url": README}]
@@ -133,8 +133,8 @@ class Kernel:
     def _orphaned(self) -> None:
         """The Jupyter server that started us is gone (parentwatch.py): stop the private device; we exit next."""
         shell = self._shell
-        if shell is not None and shell.private_device is not None:
-            shell.private_device.stop()
+        if shell is not None and shell.connections.private_device is not None:
+            shell.connections.private_device.stop()
 
     def shutdown(self) -> str:
         if self._shell is not None:

@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 
+from .address import Address
+from .errors import DeviceError
 from .security import Credentials
-from .session import Address, DeviceError
 
 READY_TIMEOUT = 15.0
 _PR_SET_PDEATHSIG = 1

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .deadline import Attempt
-from .sanitize import publishable
-from .session import DEFAULT_TIMEOUT, CellError, DeviceError
+from .devicemessages import Chunks, deliver
+from .errors import CellError, DeviceError
+from .link import DEFAULT_TIMEOUT
+from .sanitize import publishable, shown
 
 if TYPE_CHECKING:
     from .session import Device
@@ -169,6 +171,27 @@ class Target:
         self.area = _Area(self.name, self.address)
 
 
+class _AreaOutput:
+    """A device's output in its area (devicemessages.Output): as it may reach the browser (sanitize.py)."""
+
+    def __init__(self, area: _Area, device: Device) -> None:
+        self._area, self._device = area, device
+
+    def stream(self, name: str, text: str) -> None:
+        self._area.text(name, text)
+
+    def display(self, bundle: tuple, display_id: str | None, update: bool) -> None:
+        data, removed = publishable(bundle, self._device.credentials.trusted)
+        self._area.note_removal(removed, str(self._device.address))
+        self._area.display(data, display_id, update)
+
+    def clear(self, wait: bool) -> None:
+        self._area.clear()
+
+    def comm(self, payload: Any) -> None:
+        """Dropped: an $on cell's areas show no widgets (as before devicemessages)."""
+
+
 class OnCell:
     """Runs one cell's code on several devices at once and shows each device's output in its own area."""
 
@@ -189,22 +212,11 @@ class OnCell:
         """Whether `device` runs in this cell (its output and prompts belong to it)."""
         return id(device) in self._by_device
 
-    def output(self, device: Device, chunks: tuple) -> None:
-        """A device's ordered output batch (agent.Chunks), stored in its area."""
+    def output(self, device: Device, chunks: Chunks) -> None:
+        """A device's ordered output batch, stored in its area."""
         target = self._by_device.get(id(device))
-        if target is None:
-            return
-        area = target.area
-        for kind, payload in chunks:
-            if kind == "display":
-                bundle, display_id, update = payload
-                data, removed = publishable(bundle, device.credentials.trusted)
-                area.note_removal(removed, str(device.address))
-                area.display(data, display_id if isinstance(display_id, str) else None, bool(update))
-            elif kind == "clear":
-                area.clear()
-            elif kind in ("stdout", "stderr") and isinstance(payload, str):
-                area.text(kind, payload)
+        if target is not None:
+            deliver(chunks, _AreaOutput(target.area, device))
 
     # -- the cell ------------------------------------------------------------
 
@@ -302,8 +314,6 @@ class OnCell:
 
 def _failed(failures: list[Target]) -> CellError:
     """The cell's error: the first failure's name, and every failing device with what it raised."""
-    from .transfer import shown
-
     lines = [f"{shown(t.name)}: {t.failure[0]}" + (f": {t.failure[1]}" if t.failure[1] else "")
              for t in failures if t.failure is not None]  # fmt: skip
     ename = failures[0].failure[0] if failures[0].failure is not None else "Error"

@@ -286,3 +286,9 @@ def _prune(element: Any) -> bool:
             element.remove(child)
             active = active or child.tag not in _QUIET_SVG
     return active
+
+
+def shown(text: str) -> str:
+    """`text` fit to show: control characters (terminal escapes), invisible
+    format characters and lone surrogates written as Python escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .session import Address
+    from .address import Address
 
 DEVICES_FILE = "xrpyc_devices.json"
 

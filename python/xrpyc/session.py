@@ -1,4 +1,4 @@
-"""Connections to devices: reach an rpyc classic server, install the agent, run cells.
+"""A session with a device: this kernel's agent installed over a link (link.py), cells run, interrupts.
 
 rpyc is imported on first connect, not at kernel start, so the first
 kernel_info reply does not wait for it.
@@ -13,22 +13,28 @@ import re
 import socket
 import sys
 import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Callable
 
+from .address import Address
 from .channel import OversizedFrame
 from .deadline import Attempt, Cancelled
-from .loopback import is_loopback
+from .devicemessages import INSTALLED_FIELDS, AskInput, Chunks, Installed, cell_result
+from .errors import CellError, DeviceError
+from .link import (
+    DEFAULT_TIMEOUT,
+    NODELAY,
+    RPYC_HANDSHAKE,
+    close_when_open,
+    not_rpyc,
+    open_connection,
+    open_in_background,
+)
 from .remote.loader import install as install_remote_modules
 from .remote.registry import NAME as REGISTRY_MODULE
 from .security import Credentials, lookup
 
-DEFAULT_PORT = 18812
-DEFAULT_TIMEOUT = 5.0
-# Seconds to notice a dead link; seconds a device gets to stop after an interrupt.
-LINK_TIMEOUT = 10
-INTERRUPT_GRACE = 1.0
+INTERRUPT_GRACE = 1.0  # s a device gets to stop after an interrupt
 # Seconds the device works on a completion (answering with what is ready then) and
 # on an inspection; the kernel waits REPLY_MARGIN more for the answer, then drops it.
 COMPLETE_BUDGET = 0.2
@@ -36,10 +42,7 @@ INSPECT_BUDGET = 1.0
 HELP_BUDGET = 5.0  # for `name?` in a cell: the user waits for it
 REPLY_MARGIN = 0.1
 SERVE_SLICE = 0.01  # s between the checks for widget messages from the browser while a cell runs
-CHALLENGE_WAIT = 1.0  # s an xrpyc-device takes at most to ask for a token
-# Stages of a connection attempt after the TCP connection, named in timeout messages.
-RPYC_HANDSHAKE, INSTALLING = "rpyc handshake", "installing the agent"
-INSTALLED_FIELDS = 8  # what agent.connect() answers: see Device.__init__
+INSTALLING = "installing the agent"  # the stage after RPYC_HANDSHAKE, named in timeout messages
 MAX_FRAME = 256 * 1024 * 1024  # bytes of one message from a device once connected (1 MiB while connecting)
 BLOCKED = (
     f"the device did not stop within {INTERRUPT_GRACE:g} s: the cell is blocked in a call an interrupt cannot "
@@ -47,69 +50,10 @@ BLOCKED = (
     "Python instruction. The kernel let go of it; the next cell reconnects, with your variables."
 )
 
-Chunks = tuple  # ((stream name, text), ...), as sent by the agent
-# Answers a cell's input(prompt, password): ("ok", text), ("interrupted",) or ("nostdin",).
-AskInput = Callable[[str, bool], tuple]
-
-
-class DeviceError(Exception):
-    """A device could not be reached or stopped answering; the message is for users."""
-
-
-class DeviceRefused(DeviceError):
-    """Nothing listens at the address (connection refused)."""
-
-
-class CellError(Exception):
-    """The cell's code raised: on the device, or in the kernel's own Python ($exec)."""
-
-    def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
-        super().__init__(f"{ename}: {evalue}")
-        self.ename, self.evalue, self.traceback = ename, evalue, traceback
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int = DEFAULT_PORT
-
-    @classmethod
-    def parse(cls, target: str, port: int | None = None) -> Address:
-        """`host`, `host:port`, `[ipv6]:port` or `ipv6`, with an optional separate port."""
-        host, parsed_port = target.strip(), None
-        if host.startswith("["):
-            host, _, rest = host[1:].partition("]")
-            if rest.startswith(":"):
-                parsed_port = rest[1:]
-        elif host.count(":") == 1:
-            host, parsed_port = host.split(":")
-        if not host:
-            raise ValueError(f"no host name in {target!r}")
-        if parsed_port is not None and port is not None:
-            raise ValueError(f"port given twice: in {target!r} and as {port!r}")
-        chosen = port if port is not None else parsed_port if parsed_port is not None else DEFAULT_PORT
-        try:
-            number = int(chosen)
-        except (TypeError, ValueError):
-            raise ValueError(f"port must be a number, not {chosen!r}") from None
-        if not 0 < number < 65536:
-            raise ValueError(f"port must be between 1 and 65535, not {number}")
-        return cls(host, number)
-
-    @property
-    def is_loopback(self) -> bool:
-        return is_loopback(self.host)
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def default_address() -> Address:
-    """Where cells run without $connect: $XRPYC_DEVICE, else the local default device."""
-    return Address.parse(os.environ.get("XRPYC_DEVICE") or f"127.0.0.1:{DEFAULT_PORT}")
-
-
-NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+# The device-side modules (python/xrpyc/remote), each after those it imports: the device's Python
+# executes them in this order as the modules of a private package (remote/loader.py).
+REMOTE_MODULES = ("richrepr", "facts", "registry", "introspect", "magics", "comms", "widgets", "files", "agent")
+REMOTE_PACKAGE = "_xrpyc_remote_"  # + the start of agent_digest(): see agent_package()
 
 
 def _nagle_on_device_end(conn: Any) -> None:
@@ -133,11 +77,6 @@ def _nagle_on_device_end(conn: Any) -> None:
         pass  # an rpyc server laid out differently: slower, still correct
     sock.setsockopt(*NODELAY)
 
-
-# The device-side modules (python/xrpyc/remote), each after those it imports: the device's Python
-# executes them in this order as the modules of a private package (remote/loader.py).
-REMOTE_MODULES = ("richrepr", "facts", "registry", "introspect", "magics", "comms", "widgets", "files", "agent")
-REMOTE_PACKAGE = "_xrpyc_remote_"  # + the start of agent_digest(): see agent_package()
 
 # Evaluated by the device (any Python from 3.6, rpyc 5.x or 6.x): the connect() of the package this
 # xrpyc's modules became in the device process (for an earlier kernel, or in xrpyc-device's zygote);
@@ -217,90 +156,6 @@ def _read_remote(filename: str) -> str:
         return source.read()
 
 
-_PYTHON_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?[A-Za-z0-9+.]{0,16}")
-
-
-def _python_version(answer: Any) -> str:
-    """The device's Python version as agent.connect() said it (kernel_info's language_info.version);
-    "" for anything else than a version number, as the device's answer may be anything."""
-    return answer if type(answer) is str and _PYTHON_VERSION.fullmatch(answer) else ""
-
-
-@functools.lru_cache(maxsize=1)
-def _rpyc5_devices() -> Any:
-    """Devices that speak rpyc 5.x: later connections (the interrupt channel, reconnects, the next kernels)
-    go straight to the right framing."""
-    from .rpyc5 import Generations
-
-    return Generations.in_user_cache()
-
-
-def _open(address: Address, attempt: Attempt, credentials: Credentials, session: str) -> Any:
-    """A classic rpyc connection to `address` (rpyc 6.x or 5.x) within the attempt, or DeviceError saying why not.
-
-    `session` (the kernel's key) goes to a device that asks for a token: it serves
-    all connections with one key in one worker process of their own. Cancelled
-    when the attempt is interrupted.
-    """
-    from rpyc.utils.factory import connect_channel
-
-    from .channel import BoundedChannel
-    from .rpyc5 import Rpyc5Channel, is_rpyc5_peer
-
-    tried: set[bool] = set()
-    while True:
-        rpyc5 = address in _rpyc5_devices()
-        tried.add(rpyc5)
-        stream = _open_socket(address, attempt, credentials, session)
-        channel = Rpyc5Channel(stream) if rpyc5 else BoundedChannel(stream)
-        attempt.stage = RPYC_HANDSHAKE
-        try:
-            # The attempt's deadline covers the first request (GETROOT), which a
-            # silent or chatty non-rpyc service would otherwise leave waiting.
-            return connect_channel(channel, _kernel_service(), config={"sync_request_timeout": attempt.remaining()})
-        except Exception as error:
-            stream.close()
-            attempt.check()
-            if not rpyc5 and is_rpyc5_peer(error):
-                _rpyc5_devices().add(address)
-                continue
-            if rpyc5 and False not in tried:  # remembered as rpyc 5.x, and it answers otherwise now
-                _rpyc5_devices().discard(address)
-                continue
-            refusal = None if credentials.token else _refusal(address, attempt, credentials)
-            raise (DeviceError(f"{address}: {refusal}") if refusal else _not_rpyc(address, error)) from None
-
-
-def _open_in_background(address: Address, credentials: Credentials, session: str) -> Callable[[], Any]:
-    """Open another connection to the device in a thread; the function returned waits for it (or its error)."""
-    outcome: list[Any] = []
-    done = threading.Event()
-
-    def run() -> None:
-        attempt = Attempt(DEFAULT_TIMEOUT)
-        try:
-            outcome.append(_open(address, attempt, credentials, session))
-        except BaseException as error:
-            outcome.append(error)
-        finally:
-            attempt.finish()
-            done.set()
-
-    def result() -> Any:
-        done.wait()
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]
-
-    threading.Thread(target=run, name="xrpyc-open", daemon=True).start()
-    return result
-
-
-def _close_when_open(opening: Callable[[], Any]) -> None:
-    with contextlib.suppress(Exception):
-        opening().close()
-
-
 def preload() -> None:
     """Import what connecting imports, and read the agent's sources (the kernel's warm-up, kernel.py)."""
     import rpyc.core.service
@@ -310,166 +165,6 @@ def preload() -> None:
     from . import channel, handshake, rpyc5  # noqa: F401
 
     agent_digest()
-
-
-def _kernel_service() -> type:
-    """The rpyc service the kernel exposes to devices: nothing of its process.
-
-    A stock rpyc 6 classic server fetches `builtins` and `importlib.util`
-    from its peer as soon as a connection opens (ModuleNamespace); it gets
-    None. rpyc.classic.connect would hand it the kernel's whole Python.
-    """
-    from rpyc.core.service import ClassicClient
-
-    class KernelService(ClassicClient):
-        __slots__ = ()
-
-        def exposed_getmodule(self, name: str) -> None:
-            return None
-
-    return KernelService
-
-
-def _open_socket(address: Address, attempt: Attempt, credentials: Credentials, session: str) -> Any:
-    """A connected stream, with TLS and the token exchange done when the credentials ask."""
-    from rpyc.core.stream import SocketStream
-
-    from .channel import TLSStream
-
-    sock = _connect(address, attempt, credentials)
-    if credentials.token:
-        _prove_token(sock, address, credentials.token, attempt, session)
-    sock.settimeout(None)
-    _bound_link_failures(sock)
-    return TLSStream(sock) if credentials.tls else SocketStream(sock)
-
-
-def _resolve(address: Address, attempt: Attempt) -> list[tuple]:
-    try:
-        # In a helper thread: getaddrinfo cannot be woken, and a silent name server keeps it 10 s and more.
-        return attempt.run(
-            "name lookup",
-            lambda: socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM),
-        )
-    except (socket.gaierror, UnicodeError):  # UnicodeError: not a valid name at all ("192.168..1")
-        raise DeviceError(f"cannot resolve host name {address.host!r}") from None
-    except TimeoutError:
-        raise DeviceError(f"{address}: {attempt.timed_out()}") from None
-
-
-def _connect(address: Address, attempt: Attempt, credentials: Credentials) -> socket.socket:
-    infos = _resolve(address, attempt)
-    attempt.stage = "TCP connect"
-    failure: OSError = OSError("no address")
-    for family, kind, proto, _, sockaddr in infos:
-        sock = attempt.watch(socket.socket(family, kind, proto))
-        try:
-            sock.settimeout(attempt.remaining())
-            sock.connect(sockaddr)
-            # xrpyc-device sets TCP_NODELAY on its end as it accepts: both ends go without Nagle's
-            # algorithm from the first byte. A stock server's end: see _nagle_on_device_end.
-            sock.setsockopt(*NODELAY)
-            break
-        except OSError as error:
-            sock.close()
-            attempt.check()
-            failure = error
-    else:
-        if isinstance(failure, ConnectionRefusedError):
-            raise DeviceRefused(
-                f"nothing listens on {address} (connection refused): is the device's rpyc server running?"
-            )
-        if isinstance(failure, socket.timeout):
-            raise DeviceError(f"{address}: {attempt.timed_out()}")
-        raise DeviceError(f"cannot connect to {address}: {failure.strerror or failure}")
-    if not credentials.tls:
-        return sock
-    import ssl
-
-    attempt.stage = "TLS handshake"
-    try:
-        sock.settimeout(attempt.remaining())
-        return attempt.watch(credentials.client_context().wrap_socket(sock, server_hostname=address.host))
-    except ssl.SSLCertVerificationError as error:
-        sock.close()
-        raise DeviceError(f"{address}: the device's certificate is not trusted ({error.verify_message})") from None
-    except (ssl.SSLError, OSError) as error:
-        sock.close()
-        attempt.check()
-        raise DeviceError(f"{address}: TLS failed ({error}); does the device serve TLS (--certfile)?") from None
-
-
-def _prove_token(sock: socket.socket, address: Address, token: str, attempt: Attempt, session: str) -> None:
-    from .handshake import HandshakeError, answer
-
-    # A device that wants a token asks at once. One that sends nothing is
-    # not the device this token is for (a stock server, or something else
-    # listening there): it would get the cells without proving anything.
-    attempt.stage = "token exchange"
-    try:
-        answer(sock, token, attempt.deadline, min(attempt.deadline, time.monotonic() + CHALLENGE_WAIT), session)
-    except socket.timeout:
-        sock.close()
-        attempt.check()
-        raise DeviceError(
-            f"{address} did not ask for the token this kernel has for it: it is not an xrpyc-device with "
-            f'that token (a stock rpyc server or a MaixPy3 board takes none: $connect("{address}", token=""))'
-        ) from None
-    except HandshakeError as error:
-        sock.close()
-        attempt.check()  # the attempt ended it (its deadline shuts the socket: an empty challenge)
-        raise DeviceError(f"{address}: {error}") from None
-    except OSError as error:
-        sock.close()
-        attempt.check()
-        raise DeviceError(f"{address}: the connection closed during the token exchange ({error})") from None
-
-
-def _refusal(address: Address, attempt: Attempt, credentials: Credentials) -> str | None:
-    """Why an xrpyc-device turned us away, if it did (it says so in its first bytes)."""
-    from .handshake import explain, readline
-
-    try:
-        sock = _connect(address, attempt, credentials)
-    except DeviceError:
-        return None
-    try:
-        return explain(readline(sock, min(attempt.deadline, time.monotonic() + CHALLENGE_WAIT)))
-    except OSError:
-        return None
-    finally:
-        sock.close()
-
-
-def _not_rpyc(address: Address, error: BaseException | str) -> DeviceError:
-    import rpyc
-
-    if isinstance(error, str):
-        reason = error
-    elif isinstance(error, (TimeoutError, OversizedFrame)):
-        reason = str(error) or "no answer"
-    else:
-        reason = f"{type(error).__name__}: {error}"
-    return DeviceError(
-        f"{address} accepted the connection but does not answer as an rpyc classic server ({reason}). "
-        f"Is another service on that port? This kernel speaks rpyc 5.x and {rpyc.__version__}; "
-        "rpyc 4.0 and older are not supported."
-    )
-
-
-def _bound_link_failures(sock: socket.socket) -> None:
-    """Notice a dead link (Wi-Fi gone, board unplugged) within LINK_TIMEOUT.
-
-    Keepalive probes cover an idle link; TCP_USER_TIMEOUT covers data that
-    is never acknowledged (a cell sent into the void), which TCP would
-    otherwise retransmit for a quarter of an hour.
-    """
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, LINK_TIMEOUT // 3)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, LINK_TIMEOUT // 6)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, LINK_TIMEOUT * 1000)
 
 
 # What the agent may call a view: MJPEG over HTTP, or MaixPy3's legacy RTSP (maixrtsp.py).
@@ -512,19 +207,17 @@ class Device:
         self.address = address
         self.credentials = credentials
         self.key = key
-        # helpers: the device's remote/files.py module (its functions for transfer.py). resumed: True when the
-        # device still had this kernel's namespace (a reconnect). The agent's
-        # methods come along: each cell is then one round trip.
-        self.helpers, self._agent, self.resumed, self._run, complete, inspect, view, python = installed
-        self.python = _python_version(python)  # "3.8.18"
+        agent = Installed.decode(installed)
+        self.helpers, self._agent, self.resumed, self._run = agent.helpers, agent.agent, agent.resumed, agent.run
+        self.python = agent.python  # kernel_info's language_info.version
         # Asynchronous, so that a device that answers late cannot freeze the editor.
         from rpyc import async_
 
-        self._complete = async_(complete)
-        self._inspect = async_(inspect)
+        self._complete = async_(agent.complete)
+        self._inspect = async_(agent.inspect)
         self._conn = conn
         # The device's live view (MaixPy3's display.show), if it serves one.
-        self.video_url = live_view_url(address.host, view)
+        self.video_url = live_view_url(address.host, agent.view)
         self._abandoned = False
         self._closed = False
         # Set while no cell runs; interrupt() waits on it.
@@ -564,25 +257,25 @@ class Device:
                 raise DeviceError(str(error)) from None
         attempt = attempt or Attempt(timeout)
         try:
-            conn = _open(address, attempt, credentials, key)
+            conn = open_connection(address, attempt, credentials, key)
             # The interrupt channel's handshakes meanwhile: one exchange less to wait for on a slow board.
-            control = _open_in_background(address, credentials, key)
+            control = open_in_background(address, credentials, key)
             try:
                 attempt.stage = INSTALLING
                 installed = _install(conn, key, on_output, on_input)
                 attempt.check()
             except BaseException as error:  # KeyboardInterrupt too: never leave a half-made connection
                 conn.close()
-                threading.Thread(target=_close_when_open, args=(control,), daemon=True).start()
+                threading.Thread(target=close_when_open, args=(control,), daemon=True).start()
                 attempt.check()
                 if isinstance(error, (EOFError, ConnectionError, TimeoutError)):
-                    raise _not_rpyc(address, error) from None
+                    raise not_rpyc(address, error) from None
                 raise
         except Cancelled:
             raise KeyboardInterrupt from None
         except TimeoutError:
             if attempt.stage in (RPYC_HANDSHAKE, INSTALLING):
-                raise _not_rpyc(address, attempt.timed_out()) from None
+                raise not_rpyc(address, attempt.timed_out()) from None
             raise DeviceError(f"{address}: {attempt.timed_out()}") from None
         finally:
             attempt.finish()
@@ -615,10 +308,7 @@ class Device:
             raise DeviceError(f"the connection to {self.address} was lost while the cell ran") from None
         finally:
             self.idle.set()
-        if result[0] == "error":
-            _, ename, evalue, traceback = result
-            raise CellError(ename, evalue, list(traceback))
-        return result[1]
+        return cell_result(result)
 
     def _run_serving(self, code: str, filename: str, between: Callable[[], None] | None) -> tuple:
         if between is None:
@@ -651,7 +341,7 @@ class Device:
 
     def _open_control(self, opening: Callable[[], Any] | None = None) -> None:
         try:
-            control = (opening or _open_in_background(self.address, self.credentials, self.key))()
+            control = (opening or open_in_background(self.address, self.credentials, self.key))()
             self._interrupt_remote = control.eval(
                 f"__import__('sys').modules['{REGISTRY_MODULE}'].agents[{self.key!r}].interrupt"
             )
@@ -685,9 +375,35 @@ class Device:
             print(f"xrpyc: could not interrupt the device at {self.address}: {error}", file=sys.stderr)
         if not self.idle.wait(grace):
             self._abandoned = True
-            with contextlib.suppress(OSError):
-                # shutdown(), not close(): it wakes the thread waiting in poll().
-                self._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+            self.shut_down_link()
+
+    def shut_down_link(self) -> None:
+        """Wake every thread that waits on the cell connection: shutdown(), not close(), which leaves
+        a thread in poll() asleep. The device's end fails too, and drops this connection's objects."""
+        with contextlib.suppress(OSError):
+            self._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+
+    def close_link(self) -> None:
+        """Close the cell connection only (the next cell or command reconnects: closed is True);
+        close() would also say goodbye on the interrupt channel, which waits for a stuck device."""
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def uncompressed(self) -> Iterator[None]:
+        """rpyc's zlib compression off, both ways, for a transfer's duration (transfer.py: it caps
+        loopback at ~35 MB/s, and a board's CPU compresses slower than its network sends)."""
+        channels = [self._conn._channel]
+        with contextlib.suppress(Exception):
+            channels.append(self._conn.root._conn._channel)  # the device's end, as in _nagle_on_device_end
+        before = [channel.compress for channel in channels]
+        for channel in channels:
+            channel.compress = False
+        try:
+            yield
+        finally:
+            for channel, compress in zip(channels, before):
+                with contextlib.suppress(Exception):  # a connection lost meanwhile
+                    channel.compress = compress
 
     @property
     def closed(self) -> bool:

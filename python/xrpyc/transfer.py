@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import posixpath
-import socket
 import threading
 import time
 import unicodedata
@@ -33,14 +32,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .commands import CommandError
+from .errors import CommandError, DeviceError
 from .remote import files as file_ops
 from .remote.facts import byte_size
-from .session import DeviceError
+from .sanitize import shown
 
 if TYPE_CHECKING:
+    from .commands import Context
     from .session import Device
-    from .shell import Shell
 
 # 256 KiB chunks, 4 in flight: the fastest of 64 KiB..4 MiB and 0..8 in flight
 # measured on loopback (larger chunks were slower); 1 MiB in flight also keeps
@@ -70,12 +69,6 @@ _REASONS = {
 # (file_ops.PART_SUFFIX) must fit in the usual 255-byte limit.
 NAME_MAX = 255 - len("." + file_ops.PART_SUFFIX)
 PATH_MAX = 4000
-
-
-def shown(text: str) -> str:
-    """`text` fit to show: control characters (terminal escapes), invisible
-    format characters and lone surrogates written as Python escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _error(message: str) -> CommandError:
@@ -228,30 +221,12 @@ class _Job:
                 # the worker; closing makes the device's end fail too, so it
                 # drops our objects and FileSink.__del__ removes its partial
                 # file. The next command or cell reconnects (Device.alive).
-                with contextlib.suppress(Exception):
-                    self.device._conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+                self.device.shut_down_link()
                 self.finished.wait()
                 # Not Device.close(): its interrupt channel would wait 1 s for the stuck device.
-                self.device._conn.close()
+                self.device.close_link()
             with contextlib.suppress(KeyboardInterrupt):  # interrupted again: we are stopping already
                 self.finished.wait(PROGRESS_INTERVAL)
-
-
-@contextlib.contextmanager
-def _uncompressed(conn: Any) -> Iterator[None]:
-    """rpyc's zlib compression off, both ways, for the transfer's duration."""
-    channels = [conn._channel]
-    with contextlib.suppress(Exception):
-        channels.append(conn.root._conn._channel)  # the device's end, as in session._disable_nagle
-    before = [channel.compress for channel in channels]
-    for channel in channels:
-        channel.compress = False
-    try:
-        yield
-    finally:
-        for channel, compress in zip(channels, before):
-            with contextlib.suppress(Exception):  # a connection lost meanwhile
-                channel.compress = compress
 
 
 class _Transfer:
@@ -474,9 +449,9 @@ class _Progress:
     (jupyter console shows the first display and no update) show it too.
     """
 
-    def __init__(self, shell: Shell, transfer: _Transfer) -> None:
-        self._shell = shell
-        self._native = shell.native
+    def __init__(self, context: Context, transfer: _Transfer) -> None:
+        self._write = context.write
+        self._native = context.native
         self._transfer = transfer
         self._transient = json.dumps({"display_id": uuid.uuid4().hex})
         self._native.display_data(self._data("running"), "", self._transient)
@@ -486,7 +461,7 @@ class _Progress:
 
     def finish(self) -> None:
         self.update("full")
-        self._shell.write("stdout", self._text("done") + "\n")
+        self._write("stdout", self._text("done") + "\n")
 
     def _text(self, state: str) -> str:
         t = self._transfer
@@ -535,13 +510,13 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
 
-def _device(shell: Shell, name: str | None) -> Device:
+def _device(context: Context, name: str | None) -> Device:
     """The device named `name` (boards.py), or the one plain cells run on."""
-    return shell.ensure_device() if name is None else shell.device_named(name)
+    return context.connections.ensure_device() if name is None else context.connections.device_named(name)
 
 
-def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str | None) -> None:
-    device = _device(shell, name)
+def _transfer(context: Context, verb: str, source: str, destination: str, name: str | None) -> None:
+    device = _device(context, name)
     job = _Job(device)
     sides = (_local(), _remote(device)) if verb == "upload" else (_remote(device), _local())
     transfer = _Transfer(verb, *sides, job)
@@ -550,7 +525,7 @@ def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str 
 
     def work() -> None:
         transfer.plan(source, destination)
-        with _uncompressed(device._conn):
+        with device.uncompressed():
             transfer.copy()
 
     def tick() -> None:
@@ -558,32 +533,32 @@ def _transfer(shell: Shell, verb: str, source: str, destination: str, name: str 
             if progress:
                 progress[0].update("running")
             else:
-                progress.append(_Progress(shell, transfer))
+                progress.append(_Progress(context, transfer))
 
     try:
         job.run(work, tick)
     except BaseException as error:
         if transfer.planned.is_set():
             final = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            (progress or [_Progress(shell, transfer)])[0].update(final)
+            (progress or [_Progress(context, transfer)])[0].update(final)
         raise
-    (progress or [_Progress(shell, transfer)])[0].finish()
+    (progress or [_Progress(context, transfer)])[0].finish()
 
 
-def upload(shell: Shell, source: str, destination: str, name: str | None = None) -> None:
+def upload(context: Context, source: str, destination: str, name: str | None = None) -> None:
     """$upload: `source` relative to the kernel's directory, `destination` to the device's
     (the device named `name`, else the one plain cells run on)."""
-    _transfer(shell, "upload", source, destination, name)
+    _transfer(context, "upload", source, destination, name)
 
 
-def download(shell: Shell, source: str, destination: str, name: str | None = None) -> None:
+def download(context: Context, source: str, destination: str, name: str | None = None) -> None:
     """$download: `source` relative to the device's directory, `destination` to the kernel's."""
-    _transfer(shell, "download", source, destination, name)
+    _transfer(context, "download", source, destination, name)
 
 
-def list_directory(shell: Shell, path: str, name: str | None = None) -> None:
+def list_directory(context: Context, path: str, name: str | None = None) -> None:
     """$ls: the entries of a directory on the device (or a file's own), sorted by name."""
-    device = _device(shell, name)
+    device = _device(context, name)
     side = _remote(device)
 
     def work() -> tuple:
@@ -598,4 +573,4 @@ def list_directory(shell: Shell, path: str, name: str | None = None) -> None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime)) if mtime else "?"
         amount = "" if is_dir else "?" if size < 0 else byte_size(size)
         lines.append(f"  {when}  {amount:>10}  {shown(name)}{'/' if is_dir else ''}\n")
-    shell.write("stdout", "".join(lines))
+    context.write("stdout", "".join(lines))
