@@ -1,8 +1,8 @@
 """What the kernel does with execute, complete, inspect and is_complete requests.
 
 Each public method answers one Jupyter request and returns the reply content
-as JSON text. IOPub messages go out through `native`, the C++
-kernel's `xrpyc._kernel` module (or any object with the same functions, in tests).
+as JSON text. What the frontend is sent goes through `frontend` (frontend.py;
+in tests, any object with the same methods).
 Nothing here may raise for something a user typed: every failure becomes an
 error reply with a message that says what happened.
 """
@@ -34,6 +34,7 @@ from .session import DEFAULT_TIMEOUT, Address, CellError, Device, DeviceError, D
 from .videoviews import VideoViews
 
 if TYPE_CHECKING:
+    from .frontend import Frontend
     from .localdevice import PrivateDevice
     from .oncell import OnCell
 
@@ -60,11 +61,11 @@ EXIT_WORDS = frozenset(("exit", "quit", "exit()", "quit()"))
 
 
 class Shell:
-    def __init__(self, native: Any, history: History | None = None, comms: Comms | None = None) -> None:
-        self.native = native
+    def __init__(self, frontend: Frontend, history: History | None = None, comms: Comms | None = None) -> None:
+        self.frontend = frontend
         self.history = history
         # Widgets on the device (comms.py): the kernel's, which C++ registered with xeus.
-        self.comms = comms or Comms(native)
+        self.comms = comms or Comms(frontend)
         self.comms.device_of = lambda: self.device
         self.device: Device | None = None
         self.private_device: PrivateDevice | None = None
@@ -95,7 +96,7 @@ class Shell:
         self._cancel_value: str | None = None
         # Whether this cell's output already said that something was removed from it (sanitize.py).
         self._removal_noted = False
-        self.videos = VideoViews(native)
+        self.videos = VideoViews(frontend)
         # Named connections beside the unnamed one ($connect(..., name=), $use), and the $on cell running.
         self.boards = Boards(self)
         self._on: OnCell | None = None
@@ -104,7 +105,7 @@ class Shell:
 
     def write(self, name: str, text: str) -> None:
         if text:
-            self.native.stream(name, text)
+            self.frontend.stream(name, text)
 
     def _notice(self, name: str, text: str) -> None:
         """Something connecting says: published by the cell that uses the device (ensure_device)."""
@@ -118,13 +119,13 @@ class Shell:
         for kind, payload in chunks:
             if kind == "display":
                 bundle, display_id, update = payload
-                transient = json.dumps({"display_id": display_id} if isinstance(display_id, str) else {})
-                publish = self.native.update_display_data if update else self.native.display_data
-                publish(json.dumps(self._publishable(device, bundle)), "", transient)
+                transient = {"display_id": display_id} if isinstance(display_id, str) else {}
+                publish = self.frontend.update_display_data if update else self.frontend.display_data
+                publish(self._publishable(device, bundle), {}, transient)
             elif kind == "clear":
-                self.native.clear_output(bool(payload))
+                self.frontend.clear_output(bool(payload))
             elif kind in ("stdout", "stderr") and isinstance(payload, str):
-                self.native.stream(kind, payload)
+                self.frontend.stream(kind, payload)
             elif kind == "comm":
                 self.comms.from_device(device, payload)
 
@@ -317,7 +318,7 @@ class Shell:
         self._asking = True
         try:
             while True:
-                value = self.native.input_request(prompt, password)
+                value = self.frontend.input_request(prompt, password)
                 if not value.startswith(CANCELLED):
                     return ("ok", value)
                 if value == self._cancel_value:
@@ -340,7 +341,7 @@ class Shell:
             return False
         if self._asking:
             self._cancel_value = f"{CANCELLED}{os.urandom(16).hex()}"
-            self.native.cancel_input(self._cancel_value)
+            self.frontend.cancel_input(self._cancel_value)
             return False
         if self._connecting is not None:
             self._connecting.cancel()  # wakes the connection attempt, which raises KeyboardInterrupt
@@ -422,7 +423,7 @@ class Shell:
                 self._drop_device()
         if bundle and not silent:
             data = self._publishable(device, bundle)
-            self.native.execute_result(execution_count, json.dumps(data), "")
+            self.frontend.execute_result(execution_count, data)
             if self.history is not None and "text/plain" in data:
                 self.history.add_output(data["text/plain"])
 
@@ -448,7 +449,7 @@ class Shell:
                 targets.append(Target(name, str(board.address), lambda b=board: self.boards.live(b),
                                       lambda attempt, b=board: self.boards.ensure(b, attempt),
                                       lambda b=board: self.boards.drop(b)))  # fmt: skip
-        self._on = OnCell(self.native, targets, rest[0].text, f"In[{execution_count}]")
+        self._on = OnCell(self.frontend, targets, rest[0].text, f"In[{execution_count}]")
         try:
             self._on.run()
         finally:
@@ -456,7 +457,7 @@ class Shell:
 
     def _error(self, ename: str, evalue: str, trace: list[str], silent: bool) -> dict[str, Any]:
         if not silent:
-            self.native.error(ename, evalue, trace)
+            self.frontend.error(ename, evalue, trace)
         return {"status": "error", "ename": ename, "evalue": evalue, "traceback": trace}
 
     def _help(self, request: Help) -> list[dict[str, Any]]:
