@@ -3,10 +3,10 @@
 # xeus: Debian 12's xeus 2.4 (with its own ZMQ server), or xeus >= 5 with
 # xeus-zmq (what conda-forge ships: xeus 6 and xeus-zmq 4). The first found
 # wins; -DCMAKE_PREFIX_PATH=<prefix> picks another (cmake/build-against-xeus.sh).
-# Everything in the code that depends on the version is in
-# xrpyc/xeus_compat.hpp. XRPYC_XEUS_TARGET names an interface target with
-# xeus, its ZMQ layer, cppzmq and OpenSSL's libcrypto (xrpyc/xwire.hpp signs
-# the messages it sends itself).
+# The code's version switches are in xrpyc/xeus_compat.hpp, and which ZMQ
+# server a kernel gets in xrpyc/xkernel.cpp. XRPYC_XEUS_TARGET names an
+# interface target with xeus, its ZMQ layer, cppzmq and OpenSSL's libcrypto
+# (xrpyc/xwire.hpp signs the messages it sends itself).
 #
 # Python: -DPython_EXECUTABLE=<python> picks the interpreter (the module is
 # built for its minor version).

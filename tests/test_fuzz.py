@@ -229,8 +229,8 @@ def _assert_lines_preserved(cell: str, segments: list[Segment]) -> None:
     _assert_gap(lines, position, len(lines), previous, before_code=isinstance(previous, Code))
 
 
-class RecordingNative:
-    """Stands in for the kernel's `xrpyc._kernel` module: records what would be published."""
+class RecordingFrontend:
+    """Stands in for the kernel's Frontend (frontend.py): records what would be published."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -400,7 +400,7 @@ def test_address_parse_gives_a_usable_address_or_a_value_error(target: str, port
 @pytest.fixture(scope="module")
 def offline_shell() -> Shell:
     """A Shell that never connects: is_complete needs no device."""
-    return Shell(RecordingNative())
+    return Shell(RecordingFrontend())
 
 
 # codeop compiles the cell, so invalid escapes and the like warn; those warnings are the cell's.
@@ -412,7 +412,7 @@ def test_is_complete_always_gives_a_valid_reply(offline_shell: Shell, cell: str)
     assert reply["status"] in IS_COMPLETE_STATUSES, reply
     if reply["status"] == "incomplete":
         assert isinstance(reply["indent"], str) and not reply["indent"].strip(), reply
-    assert offline_shell.native.calls == [], "is_complete published something"
+    assert offline_shell.frontend.calls == [], "is_complete published something"
     assert offline_shell.connections.device is None, "is_complete connected to a device"
 
 

@@ -247,7 +247,7 @@ def test_is_complete_answers_as_ipython() -> None:
 
 
 class _Silent:
-    """A `native` that publishes nothing (is_complete never publishes)."""
+    """A Frontend that publishes nothing (is_complete never publishes)."""
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None

@@ -127,7 +127,7 @@ namespace xrpyc
     {
         module.def("comm_open", [](const std::string& comm_id, const std::string& target, const std::string& data,
                                    const std::string& metadata, const std::vector<std::string>& buffers) {
-            xeus::xtarget* known = xeus::get_interpreter().comm_manager().target(target);
+            auto* known = xeus::get_interpreter().comm_manager().target(target);  // const since xeus 6
             if (known == nullptr || find(comm_id) != nullptr)
             {
                 return false;

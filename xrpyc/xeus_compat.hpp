@@ -1,11 +1,11 @@
-// Everything that depends on the xeus major version lives here, so that one
-// source tree builds against Debian's xeus 2.4 (its own ZMQ server) and
-// against xeus >= 5 with xeus-zmq (conda-forge's; tested with xeus 5.2 +
+// The differences between xeus major versions, as version switches only, so
+// that one source tree builds against Debian's xeus 2.4 (its own ZMQ server)
+// and against xeus >= 5 with xeus-zmq (conda-forge's; tested with xeus 5.2 +
 // xeus-zmq 3.1 and xeus 6.0 + xeus-zmq 4.0, cmake/build-against-xeus.sh).
+// Which server a kernel gets (xrpyc's own for xeus 2.x) is xserver.hpp's.
 #ifndef XRPYC_XEUS_COMPAT_HPP
 #define XRPYC_XEUS_COMPAT_HPP
 
-#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,18 +13,14 @@
 #include "nlohmann/json.hpp"
 #include "xeus/xeus.hpp"
 #include "xeus/xeus_context.hpp"
-#include "xeus/xhistory_manager.hpp"
 #include "xeus/xinterpreter.hpp"
-#include "xeus/xkernel.hpp"
 #include "xeus/xkernel_configuration.hpp"
 #include "zmq.hpp"
 
 #if XEUS_VERSION_MAJOR == 2
 #include "xeus/xmiddleware.hpp"
-#include "xserver.hpp"
 #elif XEUS_VERSION_MAJOR >= 5
 #include "xeus-zmq/xmiddleware.hpp"
-#include "xeus-zmq/xserver_zmq.hpp"
 #include "xeus-zmq/xzmq_context.hpp"
 #else
 #error "xrpyc builds against xeus 2.x, or xeus >= 5 with xeus-zmq"
@@ -70,52 +66,6 @@ namespace xrpyc::compat
     inline std::string end_point(const std::string& transport, const std::string& ip, const std::string& port)
     {
         return xeus::get_end_point(transport, ip, port);
-    }
-
-    // The ZMQ server: shell and control are polled by the thread that calls
-    // the kernel's start(), the stdin answer is awaited in a blocking receive.
-    // With xeus 2.x, xrpyc's own (xserver.hpp); xeus-zmq's otherwise.
-    inline std::unique_ptr<xeus::xserver> make_server(xeus::xcontext& context,
-                                                      const xeus::xconfiguration& config,
-                                                      nl::json::error_handler_t eh)
-    {
-#if XEUS_VERSION_MAJOR == 2
-        return std::make_unique<xrpyc::server_zmq>(zmq_context(context), config, eh);
-#else
-        return xeus::make_xserver_default(context, config, eh);
-#endif
-    }
-
-    // xeus 2.4 prints "Run with XEUS 2.4.1" to std::clog as the kernel starts,
-    // and frontends show a kernel's stderr (jupyter console's banner, nbconvert,
-    // the notebook server's log), where it reads like news the user must act
-    // on. clog is muted until xrpyc's server starts serving
-    // (server_zmq::start_impl unmutes it): only that line is lost.
-    inline void mute_start_banner()
-    {
-#if XEUS_VERSION_MAJOR == 2
-        std::clog.setstate(std::ios::badbit);
-#endif
-    }
-
-    // A kernel that serves the Jupyter protocol over ZMQ. Invalid UTF-8 in
-    // published text is replaced instead of throwing, so device output can
-    // never kill a reply.
-    inline std::unique_ptr<xeus::xkernel> make_kernel(xeus::xconfiguration config,
-                                                      std::unique_ptr<xeus::xcontext> context,
-                                                      std::unique_ptr<xeus::xinterpreter> interpreter,
-                                                      std::unique_ptr<xeus::xhistory_manager> history)
-    {
-        return std::make_unique<xeus::xkernel>(std::move(config),
-                                               xeus::get_user_name(),
-                                               std::move(context),
-                                               std::move(interpreter),
-                                               make_server,
-                                               std::move(history),
-                                               nullptr,
-                                               xeus::make_null_debugger,
-                                               nl::json::object(),
-                                               nl::json::error_handler_t::replace);
     }
 
     // xeus::xinterpreter with the request handlers whose signatures changed

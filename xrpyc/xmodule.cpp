@@ -19,6 +19,7 @@
 #include "xhistory.hpp"
 #include "xinterpreter.hpp"
 #include "xinterrupt.hpp"
+#include "xkernel.hpp"
 #include "xpublish.hpp"
 #include "xstdin.hpp"
 
@@ -56,8 +57,8 @@ namespace
             auto context = xrpyc::compat::make_context();
             zmq::context_t& zmq_context = xrpyc::compat::zmq_context(*context);
             auto history = std::make_unique<xrpyc::history_manager>(*raw);
-            auto kernel = xrpyc::compat::make_kernel(std::move(config), std::move(context),
-                                                     std::move(interpreter), std::move(history));
+            auto kernel = xrpyc::make_kernel(std::move(config), std::move(context), std::move(interpreter),
+                                             std::move(history));
             // Declared after the kernel: its socket closes before the kernel's
             // ZMQ context does. The kernel's own configuration: with xeus >= 6
             // the connection file may leave the ports for the kernel to choose.
@@ -68,8 +69,7 @@ namespace
             // The main thread waits in xeus' poll loop without the GIL; every
             // request handler takes it back (xinterpreter.cpp).
             py::gil_scoped_release release;
-            xrpyc::compat::mute_start_banner();
-            kernel->start();
+            xrpyc::start_kernel(*kernel);
         }
         catch (std::exception& e)
         {

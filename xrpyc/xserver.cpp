@@ -101,7 +101,7 @@ namespace xrpyc
 
     void server_zmq::start_impl(xeus::xpub_message msg)
     {
-        std::clog.clear();  // muted by compat::mute_start_banner for xeus' "Run with XEUS" line, printed by now
+        std::clog.clear();  // muted by start_kernel (xkernel.cpp) for xeus' "Run with XEUS" line, printed by now
         start_publisher_thread();
         start_heartbeat_thread();
         m_request_stop = false;

@@ -20,6 +20,7 @@ from .security import lookup
 
 if TYPE_CHECKING:
     from .connections import Connections
+    from .frontend import Frontend
     from .videoviews import VideoViews
 
 
@@ -30,7 +31,7 @@ class Context:
     connections: Connections
     write: Callable[[str, str], None]  # write("stdout" or "stderr", text)
     videos: VideoViews
-    native: Any  # the C++ kernel's module: a transfer's progress display (transfer.py)
+    frontend: Frontend  # a transfer's progress display (transfer.py)
     local_namespace: dict[str, Any]  # $exec's
 
     def stream(self, name: str) -> StreamWriter:

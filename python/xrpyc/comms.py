@@ -4,11 +4,11 @@ The frontend's side arrives from xeus' comm manager (xrpyc/xcomms.cpp: on_open,
 on_msg, on_close, in the kernel's main thread, also while a cell runs: see
 between()) and goes to the device's agent over its second connection, which a
 thread of the device serves while the cell runs (session.Device.comm_channel,
-remote/comms.py). The device's side comes as payloads (kind, comm_id, target,
+devicecomms.py). The device's side comes as payloads (kind, comm_id, target,
 data JSON, metadata JSON, buffers): in a cell's output (main thread: published
 through xeus' comms with the cell as parent) or, from the device's other
 threads, on that second connection, in a thread of ours: comm_msg goes out at
-once (native.publish_from_thread, as a reply to the last cell), the rest waits
+once (a frontend.ThreadPublisher, as output of the last cell), the rest waits
 for the main thread (xeus' comm registry is the main thread's). What an
 untrusted device sends is checked first (widgettrust.py).
 """
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .widgettrust import model_allowed, safe_state
 
 if TYPE_CHECKING:
+    from .frontend import Frontend
     from .session import Device
 
 CONTROL_TARGET = "jupyter.widget.control"
@@ -35,10 +36,11 @@ NO_WIDGETS = {"method": "update_states", "states": {}, "buffer_paths": {}}
 
 
 class Comms:
-    def __init__(self, native: Any) -> None:
-        self.native = native
+    def __init__(self, frontend: Frontend) -> None:
+        self.frontend = frontend
         self.device_of: Callable[[], Device | None] = lambda: None  # the unnamed connection's device
-        self._parent = "{}"  # the last cell's header: the parent of messages from the device's other threads
+        # As output of the last cell: messages from the device's other threads.
+        self._replies = frontend.unparented
         self._models: dict[str, str] = {}  # the device's comms: model name by comm id
         self._makers: dict[str, Device] = {}  # and the device that opened each
         self._controls: set[str] = set()  # control comms the frontend opened
@@ -58,7 +60,7 @@ class Comms:
     def on_msg(self, comm_id: str, data: str, metadata: str, buffers: list[bytes]) -> None:
         if comm_id in self._controls and self.device_of() is None:
             # No device (yet): no widgets to restore. ipywidgets' frontend asks as the kernel starts.
-            self.native.comm_send(comm_id, json.dumps(NO_WIDGETS), "{}", [])
+            self.frontend.comm_send(comm_id, NO_WIDGETS, {})
             return
         self._forward(("msg", comm_id, "", data, metadata, tuple(buffers)))
 
@@ -89,12 +91,12 @@ class Comms:
 
     def cell_started(self) -> None:
         """A cell starts (main thread): its header is the parent of what the device's threads send."""
-        self._parent = self.native.parent_header()
+        self._replies = self.frontend.thread_publisher()
         self.flush()
 
     def between(self) -> None:
         """While a cell runs (main thread, session.Device.run): the frontend's comm messages now."""
-        self.native.serve_comms()
+        self.frontend.serve_comms()
         self.flush()
 
     def from_device(self, device: Device, payload: Any) -> None:
@@ -120,8 +122,7 @@ class Comms:
             message = self._checked(device, payload)
         if message is not None:
             _, comm_id, _, data, _, _ = message
-            content = json.dumps({"comm_id": comm_id, "data": data})
-            self.native.publish_from_thread("comm_msg", self._parent, content)
+            self._replies.comm_msg(comm_id, data)
 
     def flush(self) -> None:
         """Publish what the device's other threads sent that needed the main thread (main thread)."""
@@ -138,13 +139,12 @@ class Comms:
         if message is None:
             return
         kind, comm_id, target, data, metadata, buffers = message
-        data_text, metadata_text = json.dumps(data), json.dumps(metadata)
         if kind == "comm_open":
-            self.native.comm_open(comm_id, target, data_text, metadata_text, list(buffers))
+            self.frontend.comm_open(comm_id, target, data, metadata, buffers)
         elif kind == "comm_msg":
-            self.native.comm_send(comm_id, data_text, metadata_text, list(buffers))
+            self.frontend.comm_send(comm_id, data, metadata, buffers)
         else:
-            self.native.comm_close(comm_id, data_text, metadata_text, list(buffers))
+            self.frontend.comm_close(comm_id, data, metadata, buffers)
             with self._lock:
                 self._models.pop(comm_id, None)
                 self._makers.pop(comm_id, None)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .comms import Comms
+from .frontend import Frontend
 from .parentwatch import watch_parent
 
 if TYPE_CHECKING:
@@ -34,9 +35,10 @@ README = "https://pypi.org/project/xrpyc/"  # pyproject.toml's [project.urls]: t
 
 class Kernel:
     def __init__(self, native: Any) -> None:
-        self.native = native
+        # Everything published goes through it: `native` is the module xrpyc._kernel.
+        self.frontend = Frontend(native)
         # Widgets' comms (xrpyc/xcomms.cpp registers them with xeus when the kernel is made).
-        self.comms = Comms(native)
+        self.comms = Comms(self.frontend)
         self._shell: Shell | None = None
         self._history: History | None = None
         # The shell and the history are made once, by the first thread that needs them.
@@ -50,7 +52,7 @@ class Kernel:
             if self._shell is None:
                 from .shell import Shell
 
-                self._shell = Shell(self.native, self.history_store, self.comms)
+                self._shell = Shell(self.frontend, self.history_store, self.comms)
             return self._shell
 
     @property

@@ -13,7 +13,6 @@ there. The cell's reply is an error when any device failed, naming each.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import threading
@@ -29,6 +28,7 @@ from .link import DEFAULT_TIMEOUT
 from .sanitize import publishable, shown
 
 if TYPE_CHECKING:
+    from .frontend import Frontend
     from .session import Device
 
 UPDATE_INTERVAL = 0.1  # s between updates of the areas while devices run: at most 10 a second
@@ -195,8 +195,8 @@ class _AreaOutput:
 class OnCell:
     """Runs one cell's code on several devices at once and shows each device's output in its own area."""
 
-    def __init__(self, native: Any, targets: list[Target], code: str, filename: str) -> None:
-        self._native = native
+    def __init__(self, frontend: Frontend, targets: list[Target], code: str, filename: str) -> None:
+        self._frontend = frontend
         self.targets = targets
         self._code, self._filename = code, filename
         self._by_device: dict[int, Target] = {}
@@ -307,8 +307,8 @@ class OnCell:
 
     def _publish(self, area: _Area) -> None:
         version = area.version
-        publish = self._native.display_data if area.shown < 0 else self._native.update_display_data
-        publish(json.dumps(area.bundle()), "", json.dumps({"display_id": area.display_id}))
+        publish = self._frontend.display_data if area.shown < 0 else self._frontend.update_display_data
+        publish(area.bundle(), {}, {"display_id": area.display_id})
         area.shown = version
 
 

@@ -1,8 +1,8 @@
 """What the kernel does with execute, complete, inspect and is_complete requests.
 
 Each public method answers one Jupyter request and returns the reply content
-as JSON text. IOPub messages go out through `native`, the C++
-kernel's `xrpyc._kernel` module (or any object with the same functions, in tests).
+as JSON text. What the frontend is sent goes through `frontend` (frontend.py;
+in tests, any object with the same methods).
 Nothing here may raise for something a user typed: every failure becomes an
 error reply with a message that says what happened.
 """
@@ -34,6 +34,7 @@ from .session import Device
 from .videoviews import VideoViews
 
 if TYPE_CHECKING:
+    from .frontend import Frontend
     from .oncell import OnCell
 
 # Starts the input_reply value with which an interrupt ends a pending prompt.
@@ -45,11 +46,11 @@ EXIT_WORDS = frozenset(("exit", "quit", "exit()", "quit()"))
 
 
 class Shell:
-    def __init__(self, native: Any, history: History | None = None, comms: Comms | None = None) -> None:
-        self.native = native
+    def __init__(self, frontend: Frontend, history: History | None = None, comms: Comms | None = None) -> None:
+        self.frontend = frontend
         self.history = history
         # Widgets on the device (comms.py): the kernel's, which C++ registered with xeus.
-        self.comms = comms or Comms(native)
+        self.comms = comms or Comms(frontend)
         # Where cells go, and connecting when they need it: connections.py.
         self.connections = Connections(self.write, lambda address: _DeviceCalls(self, address))
         self.comms.device_of = lambda: self.connections.device
@@ -63,16 +64,16 @@ class Shell:
         self._cancel_value: str | None = None
         # Whether this cell's output already said that something was removed from it (sanitize.py).
         self._removal_noted = False
-        self.videos = VideoViews(native)
+        self.videos = VideoViews(frontend)
         # What $ commands work with (commands.py).
-        self.context = commands.Context(self.connections, self.write, self.videos, native, self.local_namespace)
+        self.context = commands.Context(self.connections, self.write, self.videos, frontend, self.local_namespace)
         self._on: OnCell | None = None  # the $on cell running
 
     # -- output ------------------------------------------------------------
 
     def write(self, name: str, text: str) -> None:
         if text:
-            self.native.stream(name, text)
+            self.frontend.stream(name, text)
 
     def _publishable(self, device: Device, bundle: tuple, note: bool = True) -> dict[str, Any]:
         """The device's bundle as it may reach the browser (sanitize.py); the first removal in a
@@ -102,7 +103,7 @@ class Shell:
         self._asking = True
         try:
             while True:
-                value = self.native.input_request(prompt, password)
+                value = self.frontend.input_request(prompt, password)
                 if not value.startswith(CANCELLED):
                     return answered(value)
                 if value == self._cancel_value:
@@ -125,7 +126,7 @@ class Shell:
             return False
         if self._asking:
             self._cancel_value = f"{CANCELLED}{os.urandom(16).hex()}"
-            self.native.cancel_input(self._cancel_value)
+            self.frontend.cancel_input(self._cancel_value)
             return False
         if self.connections.cancel_attempt():  # the attempt raises KeyboardInterrupt
             return False
@@ -206,7 +207,7 @@ class Shell:
                 self.connections.drop_default()
         if bundle and not silent:
             data = self._publishable(device, bundle)
-            self.native.execute_result(execution_count, json.dumps(data), "")
+            self.frontend.execute_result(execution_count, data)
             if self.history is not None and "text/plain" in data:
                 self.history.add_output(data["text/plain"])
 
@@ -234,7 +235,7 @@ class Shell:
                 targets.append(Target(name, str(board.address), lambda b=board: boards.live(b),
                                       lambda attempt, b=board: boards.ensure(b, attempt),
                                       lambda b=board: boards.drop(b)))  # fmt: skip
-        self._on = OnCell(self.native, targets, rest[0].text, f"In[{execution_count}]")
+        self._on = OnCell(self.frontend, targets, rest[0].text, f"In[{execution_count}]")
         try:
             self._on.run()
         finally:
@@ -242,7 +243,7 @@ class Shell:
 
     def _error(self, ename: str, evalue: str, trace: list[str], silent: bool) -> dict[str, Any]:
         if not silent:
-            self.native.error(ename, evalue, trace)
+            self.frontend.error(ename, evalue, trace)
         return {"status": "error", "ename": ename, "evalue": evalue, "traceback": trace}
 
     def _help(self, request: Help) -> list[dict[str, Any]]:
@@ -343,18 +344,18 @@ class _CellOutput:
 
     def __init__(self, shell: Shell, device: Device) -> None:
         self._shell, self._device = shell, device
-        self.native = shell.native
+        self.frontend = shell.frontend
 
     def stream(self, name: str, text: str) -> None:
-        self.native.stream(name, text)
+        self.frontend.stream(name, text)
 
     def display(self, bundle: tuple, display_id: str | None, update: bool) -> None:
-        transient = json.dumps({"display_id": display_id} if display_id is not None else {})
-        publish = self.native.update_display_data if update else self.native.display_data
-        publish(json.dumps(self._shell._publishable(self._device, bundle)), "", transient)
+        transient = {"display_id": display_id} if display_id is not None else {}
+        publish = self.frontend.update_display_data if update else self.frontend.display_data
+        publish(self._shell._publishable(self._device, bundle), {}, transient)
 
     def clear(self, wait: bool) -> None:
-        self.native.clear_output(wait)
+        self.frontend.clear_output(wait)
 
     def comm(self, payload: Any) -> None:
         self._shell.comms.from_device(self._device, payload)

@@ -21,7 +21,6 @@ import contextlib
 import errno
 import html
 import itertools
-import json
 import os
 import posixpath
 import threading
@@ -451,13 +450,13 @@ class _Progress:
 
     def __init__(self, context: Context, transfer: _Transfer) -> None:
         self._write = context.write
-        self._native = context.native
+        self._frontend = context.frontend
         self._transfer = transfer
-        self._transient = json.dumps({"display_id": uuid.uuid4().hex})
-        self._native.display_data(self._data("running"), "", self._transient)
+        self._transient = {"display_id": uuid.uuid4().hex}
+        self._frontend.display_data(self._data("running"), {}, self._transient)
 
     def update(self, state: str) -> None:
-        self._native.update_display_data(self._data(state), "", self._transient)
+        self._frontend.update_display_data(self._data(state), {}, self._transient)
 
     def finish(self) -> None:
         self.update("full")
@@ -492,7 +491,7 @@ class _Progress:
         t = self._transfer
         return 1.0 if state in ("done", "full") else t.done / t.total if t.total else 0.0
 
-    def _data(self, state: str) -> str:
+    def _data(self, state: str) -> dict[str, str]:
         fraction = self._fraction(state)
         text = self._text(state)
         bar = "█" * round(fraction * 24) + "░" * (24 - round(fraction * 24))
@@ -500,7 +499,7 @@ class _Progress:
             f'<div style="font-family: monospace"><progress max="1000" value="{round(fraction * 1000)}" '
             f'style="width: 16em; vertical-align: middle"></progress> {html.escape(text)}</div>'
         )
-        return json.dumps({"text/plain": f"{bar} {text}", "text/html": page})
+        return {"text/plain": f"{bar} {text}", "text/html": page}
 
 
 def _duration(seconds: float) -> str:

@@ -8,9 +8,10 @@ import html
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .iopub import ThreadPublisher
+if TYPE_CHECKING:
+    from .frontend import Frontend, ThreadPublisher
 
 # The live view stays connected between cells, and a device sends a frame only
 # when its picture changes: silence is normal, so reads wait long.
@@ -25,15 +26,15 @@ class _CellRouter:
     shows a picture from before it ran. The readout line is for $video only.
     """
 
-    def __init__(self, native: Any) -> None:
-        self._native = native
+    def __init__(self, frontend: Frontend) -> None:
+        self._frontend = frontend
         self._lock = threading.Lock()
         self._publisher: ThreadPublisher | None = None
         self._display_id: str | None = None
 
     def begin_cell(self) -> None:
         with self._lock:
-            self._publisher, self._display_id = ThreadPublisher(self._native), None
+            self._publisher, self._display_id = self._frontend.thread_publisher(), None
 
     def end_cell(self) -> None:
         with self._lock:
@@ -61,8 +62,8 @@ class SideBySide:
     (the others' latest frames included), so it suits a few views, not dozens.
     """
 
-    def __init__(self, native: Any, captions: list[str]) -> None:
-        self._publisher = ThreadPublisher(native)
+    def __init__(self, frontend: Frontend, captions: list[str]) -> None:
+        self._publisher = frontend.thread_publisher()
         self._captions = captions
         self._frames: list[str | None] = [None] * len(captions)
         self._lock = threading.Lock()  # frames come from each stream's thread
@@ -99,10 +100,10 @@ class SideBySide:
 
 
 class VideoViews:
-    def __init__(self, native: Any) -> None:
-        self._native = native
+    def __init__(self, frontend: Frontend) -> None:
+        self._frontend = frontend
         self._streams: list[Any] = []
-        self._router = _CellRouter(native)
+        self._router = _CellRouter(frontend)
         self._live: Any = None  # the device's live view stream
         # Show the device's MJPEG live view (MaixPy3's display.show) during cells.
         self.live_view = True
@@ -113,7 +114,7 @@ class VideoViews:
 
         self._streams = [stream for stream in self._streams if stream.running]
         options = VideoOptions(fps=fps, max_width=width, timeout=timeout)
-        stream = self._play(url, ThreadPublisher(self._native), options, None, recorder)
+        stream = self._play(url, self._frontend.thread_publisher(), options, None, recorder)
         self._streams.append(stream)
         return stream
 
@@ -122,7 +123,7 @@ class VideoViews:
         from .video import VideoOptions
 
         self._streams = [stream for stream in self._streams if stream.running]
-        row = SideBySide(self._native, [caption for caption, _, _ in sources])
+        row = SideBySide(self._frontend, [caption for caption, _, _ in sources])
         for index, (_, url, timeout) in enumerate(sources):
             options = VideoOptions(fps=fps, max_width=width, timeout=timeout)
             self._streams.append(self._play(url, row.pane(index), options, None))
