@@ -81,6 +81,8 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_interrupt.py
 	$(PY) bench/bench_first_cell.py
 	$(PY) bench/bench_host.py
+	$(PY) bench/bench_boards.py
+	$(PY) bench/bench_widgets.py
 
 # manylinux wheels for CPython 3.11-3.13 in dist/ (cmake/build-wheel.sh), then
 # the proof: the cp312 one in a clean venv, Debian's xeus/zmq/ssl hidden.
