@@ -168,3 +168,22 @@ def test_devices_file_credentials_and_errors(tmp_path, monkeypatch: pytest.Monke
     (tmp_path / DEVICES_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="cannot read"):
         lookup(board)
+
+
+def test_a_thread_a_first_cell_left_running_makes_widgets_for_that_kernel() -> None:
+    # In a fresh process: the cell's first use of comms (its first widget) set up the comm state there,
+    # which must not forget the kernel whose cell ran last (a thread's widget would belong to nobody).
+    code = (
+        "import threading\n"
+        "from xrpyc.remote.agent import Agent\n"
+        "agent = Agent(lambda chunks: None)\n"
+        "agent.run('from xrpyc.remote import comms\\ncomms.current_owner()', 'In[1]')\n"
+        "from xrpyc.remote import comms\n"
+        "owners = []\n"
+        "thread = threading.Thread(target=lambda: owners.append(comms.current_owner()))\n"
+        "thread.start(); thread.join()\n"
+        "print(owners[0] is agent.comms)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

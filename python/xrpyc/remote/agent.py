@@ -18,7 +18,7 @@ import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import files, registry
-from .comms import AgentComms, install_comm_factory
+from .comms import AgentComms, install_comm_factory, note_cell
 from .facts import device_facts
 from .introspect import Introspector
 from .magics import MAGICS_NAME, DeviceMagics, route_ipython_display
@@ -552,7 +552,7 @@ class Agent:
         cell = _Cell()
         sink = _Sink(self._send, self._ask, cell)
         sink.comms = self.comms  # type: ignore[attr-defined]  # comms.current_owner
-        registry.shared().last_comms = self.comms
+        note_cell(self.comms)
         for router in self._routers:
             router.targets[cell.ident] = sink
         handler = None  # type: Any

@@ -42,6 +42,11 @@ def _shared() -> Any:
     return module
 
 
+def note_cell(owner: "AgentComms") -> None:
+    """A cell of `owner`'s kernel starts: threads it leaves running make comms for that kernel."""
+    _shared().last_comms = owner
+
+
 def current_owner() -> Optional["AgentComms"]:
     """The kernel a comm made now belongs to: the one whose message this thread handles, whose cell
     runs in this thread, or else the one that ran a cell last (a thread a cell left running)."""
