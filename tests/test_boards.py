@@ -281,3 +281,16 @@ def test_live_views_of_two_boards_side_by_side() -> None:
         assert page.count('<img src="data:image/jpeg;base64,') == 2
         assert "<figcaption>&lt;i&gt;left&lt;/i&gt;</figcaption>" in page and "<i>" not in page
         assert running.run("$video.stop()").stream() == "stopped 2 video streams\n"
+
+
+def test_a_board_in_use_lost_during_a_plain_cell_leaves_the_default_connection(
+    stock_device: int, boards: tuple[int, int]
+) -> None:
+    with device_process() as (port, _), kernel(stock_device) as running:
+        assert running.run("x = 1").status == "ok"  # the default connection is up
+        running.run(f'$connect("127.0.0.1:{port}", name="doomed")')
+        running.run('$use("doomed")')
+        assert running.run("import os\nos._exit(1)").status == "error"  # its worker dies: that connection is lost
+        listed = running.run("$devices()").stream()
+        assert re.search(r"^  default .* connected ", listed, re.MULTILINE), listed  # not the one let go
+        assert re.search(r"^\* doomed .* not connected", listed, re.MULTILINE), listed  # the next cell reconnects

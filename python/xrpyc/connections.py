@@ -161,6 +161,15 @@ class Connections:
             self.device.close()
             self.device = None
 
+    def drop(self, device: Device) -> None:
+        """Let go of `device`'s connection, lost or abandoned, whichever it is (the unnamed one or a board's);
+        the namespace stays on the device for the reconnect."""
+        if device is self.device:
+            self.drop_default()
+        for board in self.boards.named.values():
+            if board.device is device:
+                Boards.drop(board)
+
     def _connect_current(self, start_private: bool = True) -> Device:
         first = not self._known
         try:

@@ -204,7 +204,7 @@ class Shell:
             self._busy = None
             self.videos.stop_cell_view()
             if device.closed:  # lost, or let go after an interrupt: the next cell reconnects
-                self.connections.drop_default()
+                self.connections.drop(device)
         if bundle and not silent:
             data = self._publishable(device, bundle)
             self.frontend.execute_result(execution_count, data)
