@@ -9,7 +9,10 @@ import sys
 import pytest
 from xrpyc.address import Address
 from xrpyc.cellparse import Code, Command, CommandSyntaxError, split_cell
+from xrpyc.errors import CellError, DeviceError
 from xrpyc.remote.agent import Agent
+
+from xrpyc import devicemessages
 
 
 @pytest.mark.parametrize(
@@ -187,3 +190,47 @@ def test_a_thread_a_first_cell_left_running_makes_widgets_for_that_kernel() -> N
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+class RecordingOutput:
+    """A devicemessages.Output that records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def stream(self, name: str, text: str) -> None:
+        self.calls.append(("stream", name, text))
+
+    def display(self, bundle: tuple, display_id: str | None, update: bool) -> None:
+        self.calls.append(("display", bundle, display_id, update))
+
+    def clear(self, wait: bool) -> None:
+        self.calls.append(("clear", wait))
+
+    def comm(self, payload: object) -> None:
+        self.calls.append(("comm", payload))
+
+
+@pytest.mark.parametrize(
+    "chunk", [("display", 5), ("display", ((), "id")), ("stdout",), ("stdout", "a", "b"), "stdout", None, 7]
+)
+def test_a_malformed_output_chunk_is_dropped_and_the_batch_goes_on(chunk: object) -> None:
+    to = RecordingOutput()
+    devicemessages.deliver((("stdout", "before\n"), chunk, ("stdout", "after\n")), to)
+    assert to.calls == [("stream", "stdout", "before\n"), ("stream", "stdout", "after\n")]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [("error", 5, None, ()), ("error", "E", "v", (1, 2)), ("error", "E", "v", "text"), ("ok",), ("nope", 1), None, 5],
+)
+def test_a_cell_answer_that_is_not_the_agents_is_a_device_error(answer: object) -> None:
+    with pytest.raises(DeviceError, match="answered the cell with something else"):
+        devicemessages.cell_result(answer)
+
+
+def test_the_agents_cell_answers_are_decoded() -> None:
+    assert devicemessages.cell_result(("ok", (("text/plain", "7"),))) == (("text/plain", "7"),)
+    with pytest.raises(CellError) as raised:
+        devicemessages.cell_result(("error", "KeyError", "'k'", ("Traceback", "KeyError: 'k'")))
+    assert (raised.value.ename, raised.value.traceback) == ("KeyError", ["Traceback", "KeyError: 'k'"])

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from .errors import CellError
+from .errors import CellError, DeviceError
 
 Chunks = tuple  # ((kind, payload), ...), as sent by the agent (agent.Chunks)
 # Answers a cell's input(prompt, password): answered(text), INTERRUPTED or NO_STDIN.
@@ -49,8 +49,13 @@ class Output(Protocol):
 
 def deliver(chunks: Chunks, to: Output) -> None:
     """An ordered batch of a cell's output, as calls of `to`; unknown kinds are dropped."""
-    for kind, payload in chunks:
+    for chunk in chunks:
+        if type(chunk) is not tuple or len(chunk) != 2:
+            continue  # from a device that changed the agent: the rest of the batch still goes
+        kind, payload = chunk
         if kind == "display":
+            if type(payload) is not tuple or len(payload) != 3:
+                continue
             bundle, display_id, update = payload
             to.display(bundle, display_id if isinstance(display_id, str) else None, bool(update))
         elif kind == "clear":
@@ -61,12 +66,23 @@ def deliver(chunks: Chunks, to: Output) -> None:
             to.comm(payload)
 
 
-def cell_result(answer: tuple) -> tuple:
-    """The trailing expression's MIME bundle ((mime, data), ...) of a cell's answer; CellError when it raised."""
-    if answer[0] == "error":
+def cell_result(answer: Any) -> tuple:
+    """The trailing expression's MIME bundle ((mime, data), ...) of a cell's answer; CellError when it raised,
+    DeviceError for anything else than the agent's two forms (its strings reach the notebook)."""
+    if type(answer) is tuple and len(answer) == 2 and answer[0] == "ok":
+        return answer[1]
+    if type(answer) is tuple and len(answer) == 4 and answer[0] == "error":
         _, ename, evalue, traceback = answer
-        raise CellError(ename, evalue, list(traceback))
-    return answer[1]
+        if type(ename) is str and type(evalue) is str and _strings(traceback):
+            raise CellError(ename, evalue, list(traceback))
+    raise DeviceError(
+        "the device's xrpyc agent answered the cell with something else than a result: "
+        "something on the device changed xrpyc's code"
+    )
+
+
+def _strings(value: Any) -> bool:
+    return type(value) is tuple and all(type(item) is str for item in value)
 
 
 _PYTHON_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?[A-Za-z0-9+.]{0,16}")
