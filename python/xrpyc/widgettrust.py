@@ -16,16 +16,19 @@ from .sanitize import clean_html, publishable
 
 STOCK_MODULES = frozenset({"@jupyter-widgets/controls", "@jupyter-widgets/base", "@jupyter-widgets/output"})
 HTML_MODELS = frozenset({"HTMLModel", "HTMLMathModel"})
+# Views that put their model's value into the page as HTML: only for the models whose value is cleaned as HTML.
+HTML_VIEWS = frozenset({"HTMLView", "HTMLMathView"})
 IDENTITY = frozenset({"_model_module", "_model_name", "_view_module", "_view_name", "_model_module_version",
                       "_view_module_version"})  # fmt: skip
 
 
 def model_allowed(state: Any) -> bool:
-    """Whether a comm_open's state names a stock model and view."""
+    """Whether a comm_open's state names a stock model and view, and an HTML view only for an HTML model."""
     return (
         isinstance(state, dict)
         and state.get("_model_module") in STOCK_MODULES
         and state.get("_view_module", "@jupyter-widgets/controls") in STOCK_MODULES | {None}
+        and (state.get("_view_name") not in HTML_VIEWS or state.get("_model_name") in HTML_MODELS)
     )
 
 
@@ -40,8 +43,9 @@ def safe_state(model_name: str, state: dict[str, Any], opening: bool, removed: l
         if name == "description_allow_html" and value:
             removed.append("HTML in a widget's description")
             value = False
-        elif name == "value" and model_name in HTML_MODELS and isinstance(value, str):
-            cleaned = clean_html(value)
+        elif name == "value" and model_name in HTML_MODELS:
+            # Not text: the browser would still show it as HTML (a list's items joined), uncleaned.
+            cleaned = clean_html(value) if isinstance(value, str) else ""
             if cleaned != value:
                 removed.append(f"active HTML in a {model_name[: -len('Model')]} widget")
             value = cleaned
