@@ -10,7 +10,7 @@ change of a model's module, name or view, is refused.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .sanitize import clean_html, publishable
 
@@ -32,9 +32,16 @@ def model_allowed(state: Any) -> bool:
     )
 
 
-def safe_state(model_name: str, state: dict[str, Any], opening: bool, removed: list[str]) -> dict[str, Any]:
+def safe_state(
+    model_name: str,
+    state: dict[str, Any],
+    opening: bool,
+    removed: list[str],
+    view_allowed: Callable[[Any], bool] = lambda model_id: False,
+) -> dict[str, Any]:
     """`state` (of a model named `model_name`) without what would run script in the browser; what was
-    changed is described in `removed`."""
+    changed is described in `removed`. `view_allowed(model_id)`: whether an Output widget may show a view
+    of that widget (the device's own)."""
     safe = {}
     for name, value in state.items():
         if name in IDENTITY and not opening:
@@ -50,12 +57,12 @@ def safe_state(model_name: str, state: dict[str, Any], opening: bool, removed: l
                 removed.append(f"active HTML in a {model_name[: -len('Model')]} widget")
             value = cleaned
         elif name == "outputs" and model_name == "OutputModel":
-            value = _safe_outputs(value, removed)
+            value = _safe_outputs(value, removed, view_allowed)
         safe[name] = value
     return safe
 
 
-def _safe_outputs(outputs: Any, removed: list[str]) -> list[Any]:
+def _safe_outputs(outputs: Any, removed: list[str], view_allowed: Callable[[Any], bool]) -> list[Any]:
     """An Output widget's outputs, with their data as publishable() lets a device's display output through."""
     if not isinstance(outputs, list):
         return []
@@ -65,7 +72,8 @@ def _safe_outputs(outputs: Any, removed: list[str]) -> list[Any]:
             continue
         output = dict(output)
         if isinstance(output.get("data"), dict):
-            data, dropped = publishable(tuple((mime, _as_text(value)) for mime, value in output["data"].items()), False)
+            bundle = tuple((mime, _as_text(value)) for mime, value in output["data"].items())
+            data, dropped = publishable(bundle, False, view_allowed)
             removed.extend(dropped)
             output["data"] = data
         safe.append(output)
