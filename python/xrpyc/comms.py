@@ -15,6 +15,7 @@ untrusted device sends is checked first (widgettrust.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import sys
@@ -173,6 +174,7 @@ class Comms:
         trusted = device.credentials.trusted
         removed: list[str] = []
         opened = self._opened.get(comm_id)
+        own_views = functools.partial(self._made, device)  # what an Output widget of its may show
         if kind == "comm_open":
             state = data.get("state")
             if target != WIDGET_TARGET or (not trusted and not model_allowed(state)):
@@ -185,7 +187,7 @@ class Comms:
             model = str(state.get("_model_name")) if isinstance(state, dict) else ""
             self._opened[comm_id] = (device, model)
             if not trusted:
-                data["state"] = safe_state(model, state, True, removed, lambda view: self._made(device, view))
+                data["state"] = safe_state(model, state, True, removed, own_views)
         elif comm_id not in self._controls and (opened is None or opened[0] is not device):
             # Another device's widget, or one nobody opened: not this device's to change or close.
             self._note(device, "a widget message to a widget it did not open")
@@ -193,14 +195,16 @@ class Comms:
         elif kind == "comm_msg" and not trusted:
             if data.get("method") in ("update", "echo_update") and isinstance(data.get("state"), dict):
                 model = opened[1] if opened is not None else ""
-                data["state"] = safe_state(model, data["state"], False, removed, lambda v: self._made(device, v))
+                data["state"] = safe_state(model, data["state"], False, removed, own_views)
             elif data.get("method") == "update_states" and isinstance(data.get("states"), dict):
-                data["states"] = self._own_states(device, data["states"], removed)
+                data["states"] = self._own_states(device, data["states"], removed, own_views)
         for what in removed:
             self._note(device, what)
         return kind, comm_id, target, data, metadata, buffers
 
-    def _own_states(self, device: Device, states: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+    def _own_states(
+        self, device: Device, states: dict[str, Any], removed: list[str], own_views: Callable[[Any], bool]
+    ) -> dict[str, Any]:
         """An update_states answer's entries for the widgets `device` opened, each as the model it opened,
         cleaned as that model (call with the lock held)."""
         own = {}
@@ -214,8 +218,7 @@ class Comms:
             ):
                 self._note(device, "a widget state for a widget it did not open as such")
                 continue
-            own[model_id] = dict(entry, state=safe_state(entry["model_name"], state, True, removed,
-                                                         lambda view: self._made(device, view)))  # fmt: skip
+            own[model_id] = dict(entry, state=safe_state(entry["model_name"], state, True, removed, own_views))
         return own
 
     def _note(self, device: Device, what: str) -> None:
