@@ -190,11 +190,16 @@ foreign = comm.create_comm(target_name='jupyter.widget', data={'state': {
     '_model_module': 'https://evil.example/x.js', '_model_name': 'EvilModel',
     '_view_module': 'https://evil.example/x.js', '_view_name': 'EvilView'}, 'buffer_paths': []})
 html.value = '<svg onload=alert(4)>'
+as_html = comm.create_comm(target_name='jupyter.widget', data={'state': {'_model_module': '@jupyter-widgets/controls',
+    '_model_name': 'LabelModel', '_view_module': '@jupyter-widgets/controls', '_view_name': 'HTMLView',
+    'value': '<img src=z onerror=alert(5)>'}, 'buffer_paths': []})
+html.comm.send({'method': 'update', 'state': {'value': ['<img src=z onerror=alert(6)>']}, 'buffer_paths': []})
 """
 
 
 def test_an_untrusted_devices_widgets_cannot_run_script_in_the_browser() -> None:
-    """HTML widgets, an Output widget's outputs, HTML descriptions and foreign widget modules: what the
+    """HTML widgets (also with a value that is not text), an Output widget's outputs, HTML descriptions, foreign
+    widget modules and stock models drawn by an HTML view: what the
     browser would run from a device's widget messages never reaches it from an untrusted device."""
     with stock_rpyc_classic() as port, frontend(port) as ui:
         assert ui.run(ATTACKS).status == "ok"

@@ -15,6 +15,7 @@ untrusted device sends is checked first (widgettrust.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import sys
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 CONTROL_TARGET = "jupyter.widget.control"
 WIDGET_TARGET = "jupyter.widget"
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a display of a widget: {"model_id": comm id, ...}
 KINDS = ("comm_open", "comm_msg", "comm_close")
 NO_WIDGETS = {"method": "update_states", "states": {}, "buffer_paths": {}}
 
@@ -41,8 +41,9 @@ class Comms:
         self.device_of: Callable[[], Device | None] = lambda: None  # the unnamed connection's device
         # As output of the last cell: messages from the device's other threads.
         self._replies = frontend.unparented
-        self._models: dict[str, str] = {}  # the device's comms: model name by comm id
-        self._makers: dict[str, Device] = {}  # and the device that opened each
+        # The devices' comms: comm id -> (the device that opened it, its model's name), what its messages are
+        # checked by. Only that device may use or close it, and it is not opened again while open.
+        self._opened: dict[str, tuple[Device, str]] = {}
         self._controls: set[str] = set()  # control comms the frontend opened
         self._lock = threading.Lock()
         self._outbox: deque[tuple[Device, tuple]] = deque()  # for the main thread
@@ -146,13 +147,16 @@ class Comms:
         else:
             self.frontend.comm_close(comm_id, data, metadata, buffers)
             with self._lock:
-                self._models.pop(comm_id, None)
-                self._makers.pop(comm_id, None)
+                self._opened.pop(comm_id, None)
 
     def made(self, device: Device, model_id: Any) -> bool:
         """Whether `device` opened the widget model `model_id` (and it passed _checked): what its views may show."""
         with self._lock:
-            return isinstance(model_id, str) and self._makers.get(model_id) is device
+            return self._made(device, model_id)
+
+    def _made(self, device: Device, model_id: Any) -> bool:
+        """made(), with the lock held."""
+        return isinstance(model_id, str) and self._opened.get(model_id, (None, ""))[0] is device
 
     def _checked(self, device: Device, payload: Any) -> tuple | None:
         """The payload as it may reach the browser, or None (call with the lock held)."""
@@ -169,27 +173,53 @@ class Comms:
             return None
         trusted = device.credentials.trusted
         removed: list[str] = []
+        opened = self._opened.get(comm_id)
+        own_views = functools.partial(self._made, device)  # what an Output widget of its may show
         if kind == "comm_open":
             state = data.get("state")
             if target != WIDGET_TARGET or (not trusted and not model_allowed(state)):
                 self._note(device, f"a widget of another kind than ipywidgets' own ({target})")
                 return None
-            self._models[comm_id] = str(state.get("_model_name")) if isinstance(state, dict) else ""
-            self._makers[comm_id] = device
+            if opened is not None:
+                # Opened again, its messages would be checked as another model's (an HTML widget's as a slider's).
+                self._note(device, "a widget opened again while open")
+                return None
+            model = str(state.get("_model_name")) if isinstance(state, dict) else ""
+            self._opened[comm_id] = (device, model)
             if not trusted:
-                data["state"] = safe_state(self._models[comm_id], state, True, removed)
+                data["state"] = safe_state(model, state, True, removed, own_views)
+        elif comm_id not in self._controls and (opened is None or opened[0] is not device):
+            # Another device's widget, or one nobody opened: not this device's to change or close.
+            self._note(device, "a widget message to a widget it did not open")
+            return None
         elif kind == "comm_msg" and not trusted:
             if data.get("method") in ("update", "echo_update") and isinstance(data.get("state"), dict):
-                data["state"] = safe_state(self._models.get(comm_id, ""), data["state"], False, removed)
+                model = opened[1] if opened is not None else ""
+                data["state"] = safe_state(model, data["state"], False, removed, own_views)
             elif data.get("method") == "update_states" and isinstance(data.get("states"), dict):
-                data["states"] = {
-                    model: dict(entry, state=safe_state(str(entry.get("model_name")), entry["state"], True, removed))
-                    for model, entry in data["states"].items()
-                    if isinstance(entry, dict) and model_allowed(entry.get("state"))
-                }
+                data["states"] = self._own_states(device, data["states"], removed, own_views)
         for what in removed:
             self._note(device, what)
         return kind, comm_id, target, data, metadata, buffers
+
+    def _own_states(
+        self, device: Device, states: dict[str, Any], removed: list[str], own_views: Callable[[Any], bool]
+    ) -> dict[str, Any]:
+        """An update_states answer's entries for the widgets `device` opened, each as the model it opened,
+        cleaned as that model (call with the lock held)."""
+        own = {}
+        for model_id, entry in states.items():
+            state = entry.get("state") if isinstance(entry, dict) else None
+            if not (
+                model_allowed(state)
+                and self._opened.get(model_id) == (device, entry.get("model_name"))
+                and entry.get("model_name") == state.get("_model_name")
+                and entry.get("model_module") == state.get("_model_module")
+            ):
+                self._note(device, "a widget state for a widget it did not open as such")
+                continue
+            own[model_id] = dict(entry, state=safe_state(entry["model_name"], state, True, removed, own_views))
+        return own
 
     def _note(self, device: Device, what: str) -> None:
         """Once per kind of thing, in the kernel's log: the widget still works, without it."""

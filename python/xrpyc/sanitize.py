@@ -18,8 +18,11 @@ device's bundle is cut down to what cannot run code:
   scripts do not run, but other frontends put it into the page);
 - text/markdown: kept only when it cannot carry HTML or a script URL (the
   frontend renders raw HTML in markdown as HTML), else dropped;
-- everything else (application/javascript, widget views, Vega, PDF, unknown
-  types a frontend extension might execute): dropped.
+- a widget view (application/vnd.jupyter.widget-view+json): kept only when it
+  shows a widget the caller allows (`view_allowed`: the device's own, whose
+  messages were checked as they came, widgettrust.py), else dropped;
+- everything else (application/javascript, Vega, PDF, unknown types a
+  frontend extension might execute): dropped.
 
 text/plain always remains, so something is shown. Metadata is not taken
 from devices at all (the kernel publishes none for their bundles), so a
@@ -35,8 +38,9 @@ import re
 from typing import Any, Callable
 
 # Shown as the device sent them: nothing in them is executed by a frontend.
-# A widget view names a model by id: what the browser draws is that model, checked as it came (widgettrust.py).
-SAFE_TYPES = frozenset({"text/plain", "application/json", "text/latex", "application/vnd.jupyter.widget-view+json"})
+SAFE_TYPES = frozenset({"text/plain", "application/json", "text/latex"})
+# A display of a widget: {"model_id": comm id, ...}; the browser draws that model, whichever device made it.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
 
 # HTML elements of JupyterLab's sanitizer allowlist, less the interactive ones
@@ -118,9 +122,12 @@ _URL_NOISE = re.compile(r"[\x00-\x20\\]")
 _SCRIPT_URL = re.compile(r"(?<![a-z0-9+.\-])(javascript:|vbscript:|data:(?!image/(png|jpeg|gif|webp)[;,]))")
 
 
-def publishable(bundle: tuple, trusted: bool) -> tuple[dict[str, Any], list[str]]:
+def publishable(
+    bundle: tuple, trusted: bool, view_allowed: Callable[[Any], bool] = lambda model_id: False
+) -> tuple[dict[str, Any], list[str]]:
     """A device's ((mime, data), ...) as a Jupyter data dict that may be published, and what was
     taken out of it (descriptions for a note to the user; empty when nothing was).
+    `view_allowed(model_id)`: whether an untrusted device may show a view of that widget.
 
     Bytes become base64 and JSON text is parsed, for trusted devices too. Malformed entries (a
     type that is not text, data of the wrong kind, JSON that does not parse) are dropped.
@@ -147,6 +154,9 @@ def publishable(bundle: tuple, trusted: bool) -> tuple[dict[str, Any], list[str]
             except ValueError:
                 removed.append(f"{mime} (not valid JSON)")
                 continue
+        if mime == WIDGET_VIEW and not trusted and not (isinstance(kept, dict) and view_allowed(kept.get("model_id"))):
+            removed.append(WIDGET_VIEW)  # another device's widget, or none
+            continue
         data[mime] = kept
     return data, removed
 
@@ -154,7 +164,7 @@ def publishable(bundle: tuple, trusted: bool) -> tuple[dict[str, Any], list[str]
 def _filter(mime: str, value: str, encoded: bool, removed: list[str]) -> str | None:
     """`value` as an untrusted device may show it as `mime`, or None (and why, in `removed`).
     `encoded`: the kernel made `value` from bytes (base64)."""
-    if mime in SAFE_TYPES:
+    if mime in SAFE_TYPES or mime == WIDGET_VIEW:  # a widget view: checked once parsed (publishable)
         return value
     if mime in IMAGE_TYPES:
         # Base64, as the kernel makes it from bytes; other text does not belong in a data: URL.

@@ -22,7 +22,7 @@ from . import commands
 from .address import Address
 from .boards import DEFAULT
 from .cellparse import Code, Command, CommandSyntaxError, Help, split_cell
-from .comms import WIDGET_VIEW, Comms
+from .comms import Comms
 from .connections import Connections
 from .devicemessages import INTERRUPTED, NO_STDIN, Chunks, answered, deliver
 from .errors import CellError, CommandError, DeviceError
@@ -79,12 +79,7 @@ class Shell:
         """The device's bundle as it may reach the browser (sanitize.py); the first removal in a
         cell gets a note on stderr, so that a user who misses something learns why."""
         trusted = device.credentials.trusted
-        data, removed = publishable(bundle, trusted)
-        if not trusted and WIDGET_VIEW in data:
-            view = data[WIDGET_VIEW]
-            if not self.comms.made(device, view.get("model_id") if isinstance(view, dict) else None):
-                del data[WIDGET_VIEW]  # a view of a widget this device did not make (another device's, or none)
-                removed.append(WIDGET_VIEW)
+        data, removed = publishable(bundle, trusted, lambda model_id: self.comms.made(device, model_id))
         # From a trusted device, only malformed entries are removed: trusting it more would not help.
         if removed and note and not trusted and not self._removal_noted:
             self._removal_noted = True
