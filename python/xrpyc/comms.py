@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
+from .sanitize import shown
 from .widgettrust import model_allowed, safe_state
 
 if TYPE_CHECKING:
@@ -178,7 +179,8 @@ class Comms:
         if kind == "comm_open":
             state = data.get("state")
             if target != WIDGET_TARGET or (not trusted and not model_allowed(state)):
-                self._note(device, f"a widget of another kind than ipywidgets' own ({target})")
+                # Noted once for every target (the device chooses it): its name is shown, never its terminal codes.
+                self._note(device, "a widget of another kind than ipywidgets' own", f" ({shown(target[:60])})")
                 return None
             if opened is not None:
                 # Opened again, its messages would be checked as another model's (an HTML widget's as a slider's).
@@ -221,11 +223,12 @@ class Comms:
             own[model_id] = dict(entry, state=safe_state(entry["model_name"], state, True, removed, own_views))
         return own
 
-    def _note(self, device: Device, what: str) -> None:
+    def _note(self, device: Device, what: str, detail: str = "") -> None:
         """Once per kind of thing, in the kernel's log: the widget still works, without it."""
         if what not in self._noted:
             self._noted.add(what)
-            print(f"xrpyc: removed {what} from {device.address}'s widgets (not a trusted device)", file=sys.stderr)
+            why = "" if device.credentials.trusted else " (not a trusted device)"
+            print(f"xrpyc: removed {what}{detail} from {device.address}'s widgets{why}", file=sys.stderr)
 
 
 def _is_payload(payload: Any) -> bool:
