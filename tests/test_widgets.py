@@ -210,3 +210,17 @@ def test_an_untrusted_devices_widgets_cannot_run_script_in_the_browser() -> None
         assert "<b>ok</b>" in sent and "<i>kept</i>" in sent  # what is harmless still shows
         # Shown as text, as written (the browser puts it in textContent).
         assert ui.opened("LabelModel")["data"]["state"]["description_allow_html"] is False
+
+
+def test_a_widget_on_a_board_in_use_hears_the_browser() -> None:
+    """Messages from the browser go to the device that made the widget, not to the unnamed connection."""
+    with stock_rpyc_classic() as default, stock_rpyc_classic() as left, frontend(default) as ui:
+        assert ui.run(f'$connect("127.0.0.1:{left}", name="left")').status == "ok"
+        assert ui.run('$use("left")').status == "ok"
+        ui.run("import ipywidgets as w\ns = w.IntSlider(value=3)\ns")
+        comm_id = ui.opened("IntSliderModel")["comm_id"]
+        ui.update(comm_id, value=42)
+        deadline = time.monotonic() + 10
+        while ui.run("s.value").result != "42" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ui.run("s.value").result == "42"

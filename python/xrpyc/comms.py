@@ -71,7 +71,11 @@ class Comms:
         self._forward(("close", comm_id, "", data, metadata, tuple(buffers)))
 
     def _forward(self, message: tuple) -> None:
-        self._to_device.put((self.device_of(), message))
+        # To the device that made the widget (a board in $use, or any other), else the current one: the
+        # frontend's control comms, and a widget of the same device process after a reconnect.
+        with self._lock:
+            maker = self._opened.get(message[1], (None, ""))[0]
+        self._to_device.put((maker if maker is not None and not maker.closed else self.device_of(), message))
         if self._forwarder is None:
             self._forwarder = threading.Thread(target=self._forward_all, name="xrpyc-comms", daemon=True)
             self._forwarder.start()

@@ -105,7 +105,7 @@ class Kernel:
         return self._shell.interrupt(during_request) if self._shell is not None else True
 
     def kernel_info(self) -> str:
-        device = self._shell.connections.device if self._shell is not None else None
+        device = self._shell.connections.current_device() if self._shell is not None else None
         python = device.python if device is not None else ""
         where = f"Cells run on Python {python} at {device.address}." if device is not None and python else None
         help_links = [{"text": "xrpyc README ($ commands)", "url": README}]

@@ -53,7 +53,7 @@ class Shell:
         self.comms = comms or Comms(frontend)
         # Where cells go, and connecting when they need it: connections.py.
         self.connections = Connections(self.write, lambda address: _DeviceCalls(self, address))
-        self.comms.device_of = lambda: self.connections.device
+        self.comms.device_of = self.connections.current_device  # where plain cells run ($use)
         self.local_namespace: dict[str, Any] = {"__name__": "__xrpyc_local__"}
         # The device running the current cell, for interrupt().
         self._busy: Device | None = None
