@@ -73,8 +73,10 @@ def _nagle_on_device_end(conn: Any) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
     try:
         conn.root._conn._channel.stream.sock.setsockopt(*NODELAY)
-    except AttributeError:
-        pass  # an rpyc server laid out differently: slower, still correct
+    except (AttributeError, OSError):
+        # An rpyc server laid out differently, or a worker's end that is a Unix socket (an xrpyc-device relays
+        # TLS connections; the dispatcher set TCP_NODELAY on the TCP socket): slower, or nothing to do.
+        pass
     sock.setsockopt(*NODELAY)
 
 
@@ -203,7 +205,7 @@ class Device:
         control: Callable[[], Any] | None = None,
     ) -> None:
         """`installed`: agent.connect()'s answer (with netrefs to the device's objects); `control`, the
-        interrupt channel's connection as it is being opened (_open_in_background), else it is opened here."""
+        interrupt channel's connection as it is being opened (link.open_in_background), else it is opened here."""
         self.address = address
         self.credentials = credentials
         self.key = key

@@ -158,10 +158,7 @@ class Worker:
             except OSError:
                 message, fds = b"", []
             if message == CONNECTION and len(fds) == 1:
-                sock = socket.socket(fileno=fds[0])
-                if sock.family == socket.AF_UNIX:
-                    sock = _Relayed(fileno=sock.detach())
-                self._start(sock)
+                self._start(socket.socket(fileno=fds[0]))
                 continue
             for fd in fds:
                 os.close(fd)
@@ -251,18 +248,6 @@ class Worker:
                 os._exit(0)  # the dispatcher has gone
 
 
-class _Relayed(socket.socket):
-    """The worker's end of a TLS connection, which the dispatcher relays over a Unix socket pair.
-
-    Kernels set TCP_NODELAY on the device's end of their connection (session._disable_nagle),
-    through rpyc: here a no-op, the dispatcher has set it on the TCP socket itself.
-    """
-
-    def setsockopt(self, level: int, option: int, *value: Any) -> None:
-        if level != socket.IPPROTO_TCP:
-            super().setsockopt(level, option, *value)
-
-
 def main(control: socket.socket, settings: dict[str, Any]) -> NoReturn:
     """The worker's life, in a process just forked from the zygote."""
     try:
@@ -271,7 +256,7 @@ def main(control: socket.socket, settings: dict[str, Any]) -> NoReturn:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it; cells' subprocesses need it
         # Between cells (and in the zygote, the terminal's Ctrl-C): the agent's handler only while a cell runs.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        mjpeg.serving_port = settings["mjpeg_port"]  # agent.video_port() reads it: the dispatcher's view
+        mjpeg.serving_port = settings["mjpeg_port"]  # agent.live_view() reads it: the dispatcher's view
         Worker(control, settings["idle_timeout"], settings["grace"]).run()
     finally:
         os._exit(1)
