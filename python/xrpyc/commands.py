@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .address import Address
-from .boards import DEFAULT, name_problem
+from .boards import DEFAULT
 from .cellparse import ALL, Command
 from .errors import CellError, CommandError, DeviceError
 from .link import DEFAULT_TIMEOUT
@@ -145,10 +145,7 @@ def connect(
     if name is None:
         context.connections.connect(address, float(timeout), credentials)
         return
-    problem = name_problem(name)
-    if problem:
-        raise CommandError(f"$connect: {problem}")
-    connections = context.connections
+    connections = context.connections  # Boards.add checks the name
     connections.say_connected(connections.boards.add(name, address, float(timeout), credentials), name)
 
 

@@ -52,7 +52,7 @@ class Generations:
 
     Each kernel is a new process: without this, each would spend a request
     that fails (a connection the device drops) finding out again. What is
-    read back is only a hint: `_open` (session.py) tries the other framing
+    read back is only a hint: `open_connection` (link.py) tries the other framing
     once when a remembered device answers otherwise, and forgets it.
     """
 

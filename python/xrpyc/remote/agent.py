@@ -690,10 +690,6 @@ class Agent:
     def is_complete(self, code: str) -> str:
         return code_status(code)
 
-    def live_view(self) -> Optional[tuple]:
-        """Where this device shows its live view, as its own modules say: see live_view()."""
-        return live_view(self._send)
-
     def device_info(self) -> tuple:
         """Facts about the device, as ((label, value), ...): see facts.py."""
         return device_facts()

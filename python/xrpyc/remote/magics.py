@@ -664,7 +664,6 @@ class _IPythonDisplayHook:
             original = module.__dict__.get(name)
             if callable(original) and getattr(original, "__module__", None) == module.__name__:
                 routed = make(module, original)
-                routed._xrpyc_original = original  # type: ignore[attr-defined]
                 for holder in (module.__name__,) + _IPYTHON_EXPORTING:
                     holding = sys.modules.get(holder)
                     if holding is not None and getattr(holding, name, None) is original:
