@@ -15,7 +15,7 @@ DEB_PACKAGES += gstreamer1.0-plugins-bad
 CXX_SOURCES := $(wildcard xrpyc/*.cpp xrpyc/*.hpp cmake/*.cmake) CMakeLists.txt
 PYTEST_ARGS ?=
 
-.PHONY: all deps demo test lab bench wheel clean
+.PHONY: all deps demo test lab bench dist wheel clean
 
 all: $(STAMPS)/kernelspec
 
@@ -84,10 +84,13 @@ bench: all $(STAMPS)/bench
 	$(PY) bench/bench_boards.py
 	$(PY) bench/bench_widgets.py
 
-# manylinux wheels for CPython 3.11-3.13 in dist/ (cmake/build-wheel.sh), then
-# the proof: the cp312 one in a clean venv, Debian's xeus/zmq/ssl hidden.
-wheel: all
+# manylinux wheels for CPython 3.11-3.13 in dist/ (cmake/build-wheel.sh); `make wheel`
+# adds the proof: the cp312 one in a clean venv, Debian's xeus/zmq/ssl hidden (also part
+# of `make test` once dist/ has it).
+dist: all
 	cmake/build-wheel.sh
+
+wheel: dist
 	$(PY) -m pytest -m wheel tests/test_wheel.py
 
 clean:
