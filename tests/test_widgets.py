@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from kernel_client import RunningKernel, kernel
-from servers import stock_rpyc_classic
+from servers import free_port, stock_rpyc_classic
 from test_kernelspec import device_python
 
 WIDGET = "jupyter.widget"
@@ -224,3 +224,15 @@ def test_a_widget_on_a_board_in_use_hears_the_browser() -> None:
         while ui.run("s.value").result != "42" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert ui.run("s.value").result == "42"
+
+
+def test_a_thread_change_is_heard_when_the_control_comm_came_before_the_device() -> None:
+    """JupyterLab opens the control comm as the kernel starts: a device connected later is linked all the same."""
+    with stock_rpyc_classic() as port, frontend(free_port()) as ui:
+        control = uuid.uuid4().hex
+        ui.send("comm_open", {"comm_id": control, "target_name": CONTROL, "data": {}}, {"version": "1.0.0"})
+        ui.collect(0.5)
+        assert ui.run(f'$connect("127.0.0.1:{port}")').status == "ok"
+        ui.run("import ipywidgets as w, threading, time\ns = w.IntSlider(value=3)\ns")
+        ui.run("threading.Thread(target=lambda: (time.sleep(0.5), setattr(s, 'value', 11))).start()")
+        ui.wait_for(lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("state", {}).get("value") == 11)

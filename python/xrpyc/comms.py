@@ -20,6 +20,7 @@ import json
 import queue
 import sys
 import threading
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -50,6 +51,7 @@ class Comms:
         self._outbox: deque[tuple[Device, tuple]] = deque()  # for the main thread
         self._to_device: queue.Queue[tuple[Device | None, tuple]] = queue.Queue()
         self._forwarder: threading.Thread | None = None
+        self._linked: weakref.WeakSet[Device] = weakref.WeakSet()  # devices whose other threads reach us
         self._noted: set[str] = set()
 
     # -- from the frontend (xcomms.cpp, main thread) --------------------------------------------
@@ -75,7 +77,11 @@ class Comms:
         # frontend's control comms, and a widget of the same device process after a reconnect.
         with self._lock:
             maker = self._opened.get(message[1], (None, ""))[0]
-        self._to_device.put((maker if maker is not None and not maker.closed else self.device_of(), message))
+        self._queue_for_device(maker if maker is not None and not maker.closed else self.device_of(), message)
+
+    def _queue_for_device(self, device: Device | None, message: tuple | None) -> None:
+        """For the forwarding thread: `message` to `device`, or None only to link its other threads to us."""
+        self._to_device.put((device, message))
         if self._forwarder is None:
             self._forwarder = threading.Thread(target=self._forward_all, name="xrpyc-comms", daemon=True)
             self._forwarder.start()
@@ -87,8 +93,8 @@ class Comms:
             if device is None or device.closed:
                 continue
             try:
-                deliver = device.comm_channel(lambda payload, device=device: self._from_device_thread(device, payload))
-                if deliver is not None:
+                deliver = device.comm_channel(functools.partial(self._from_device_thread, device))
+                if deliver is not None and message is not None:
                     deliver(*message)
             except Exception as error:
                 print(f"xrpyc: a widget message did not reach {device.address}: {error}", file=sys.stderr)
@@ -107,17 +113,11 @@ class Comms:
 
     def from_device(self, device: Device, payload: Any) -> None:
         """A payload in a cell's output (main thread)."""
-        if self._forwarder is None:  # the device's other threads need the second connection: set it up
-            self._forward_all_later(device)
+        if device not in self._linked:  # the device's other threads need the second connection: set it up
+            self._linked.add(device)
+            self._queue_for_device(device, None)
         self.flush()
         self._publish(device, payload)
-
-    def _forward_all_later(self, device: Device) -> None:
-        def link() -> None:
-            device.comm_channel(lambda payload: self._from_device_thread(device, payload))
-
-        self._forwarder = threading.Thread(target=lambda: (link(), self._forward_all()), daemon=True)
-        self._forwarder.start()
 
     def _from_device_thread(self, device: Device, payload: Any) -> None:
         """A payload from one of the device's other threads (our thread serving the second connection)."""
