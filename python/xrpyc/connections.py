@@ -230,14 +230,14 @@ class Connections:
         """Connect to `address` for namespace `key`; within `attempt` when given (an $on cell's
         device, in its own thread), else within the kernel's one connection attempt."""
         calls = self._calls(address)
-        if attempt is not None:
-            calls.device = Device.connect(address, key, calls.output, timeout, credentials, calls.input, attempt)
-            return calls.device
-        attempt = self._connecting = Attempt(timeout)
+        own = attempt is None  # the kernel's one attempt, which an interrupt cancels
+        if own:
+            attempt = self._connecting = Attempt(timeout)
         try:
             calls.device = Device.connect(address, key, calls.output, timeout, credentials, calls.input, attempt)
         finally:
-            self._connecting = None
+            if own:
+                self._connecting = None
         return calls.device
 
     def introspection_device(self) -> Device:

@@ -102,8 +102,14 @@ class Installed:
     python: str  # "3.8.18"; "" for anything else than a version number
 
     @classmethod
-    def decode(cls, answer: tuple) -> Installed:
-        """`answer` has INSTALLED_FIELDS values (session._install checks it)."""
+    def decode(cls, answer: Any) -> Installed:
+        """DeviceError unless `answer` has INSTALLED_FIELDS values: a process that changed the agent (or its
+        installed modules) may answer anything."""
+        if type(answer) is not tuple or len(answer) != INSTALLED_FIELDS:
+            raise DeviceError(
+                f"the device's xrpyc agent answered {type(answer).__name__} instead of {INSTALLED_FIELDS} values: "
+                "something on the device changed xrpyc's code"
+            )
         helpers, agent, resumed, run, complete, inspect, view, python = answer
         python = python if type(python) is str and _PYTHON_VERSION.fullmatch(python) else ""
         return cls(helpers, agent, resumed, run, complete, inspect, view, python)

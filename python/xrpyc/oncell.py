@@ -276,9 +276,7 @@ class OnCell:
                 raise KeyboardInterrupt
             bundle = device.run(self._code, self._filename)
             if bundle:
-                data, removed = publishable(bundle, device.credentials.trusted)
-                area.note_removal(removed, str(device.address))
-                area.display(data, None, False)
+                _AreaOutput(area, device).display(bundle, None, False)
             area.finish("ok")
         except CellError as error:
             self._fail(target, error.ename, error.evalue, "\n".join(error.traceback))

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from .address import Address
 from .channel import OversizedFrame
 from .deadline import Attempt, Cancelled
-from .devicemessages import INSTALLED_FIELDS, AskInput, Chunks, Installed, cell_result
+from .devicemessages import AskInput, Chunks, Installed, cell_result
 from .errors import CellError, DeviceError
 from .link import (
     DEFAULT_TIMEOUT,
@@ -108,8 +108,8 @@ def agent_package() -> str:
     return REMOTE_PACKAGE + agent_digest()[:12]
 
 
-def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input: AskInput | None) -> tuple:
-    """Install the agent on a new connection and attach to kernel `key`'s: agent.connect()'s answer.
+def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input: AskInput | None) -> Installed:
+    """Install the agent on a new connection and attach to kernel `key`'s: agent.connect()'s answer, decoded.
 
     Two round trips when the device process has the modules installed already (a
     second kernel, a reconnect, any kernel of an xrpyc-device of this version);
@@ -121,14 +121,7 @@ def _install(conn: Any, key: str, on_output: Callable[[Chunks], None], on_input:
         _nagle_on_device_end(conn)
         install = conn.eval(_LOADER.format(source=_loader_source()))
         connect = install(agent_package(), agent_digest(), _remote_sources())
-    answer = connect(key, on_output, on_input)
-    # From the device: a process that changed the agent (or its installed modules) may answer anything.
-    if type(answer) is not tuple or len(answer) != INSTALLED_FIELDS:
-        raise DeviceError(
-            f"the device's xrpyc agent answered {type(answer).__name__} instead of {INSTALLED_FIELDS} values: "
-            "something on the device changed xrpyc's code"
-        )
-    return answer
+    return Installed.decode(connect(key, on_output, on_input))
 
 
 def keep_agent_compiled() -> None:
@@ -199,27 +192,27 @@ class Device:
         self,
         address: Address,
         conn: Any,
-        installed: tuple,
+        installed: Installed,
         key: str,
         credentials: Credentials,
         control: Callable[[], Any] | None = None,
     ) -> None:
-        """`installed`: agent.connect()'s answer (with netrefs to the device's objects); `control`, the
+        """`installed`: agent.connect()'s answer, decoded (with netrefs to the device's objects); `control`, the
         interrupt channel's connection as it is being opened (link.open_in_background), else it is opened here."""
         self.address = address
         self.credentials = credentials
         self.key = key
-        agent = Installed.decode(installed)
-        self.helpers, self._agent, self.resumed, self._run = agent.helpers, agent.agent, agent.resumed, agent.run
-        self.python = agent.python  # kernel_info's language_info.version
+        self.helpers, self._agent, self._run = installed.helpers, installed.agent, installed.run
+        self.resumed = installed.resumed
+        self.python = installed.python  # kernel_info's language_info.version
         # Asynchronous, so that a device that answers late cannot freeze the editor.
         from rpyc import async_
 
-        self._complete = async_(agent.complete)
-        self._inspect = async_(agent.inspect)
+        self._complete = async_(installed.complete)
+        self._inspect = async_(installed.inspect)
         self._conn = conn
         # The device's live view (MaixPy3's display.show), if it serves one.
-        self.video_url = live_view_url(address.host, agent.view)
+        self.video_url = live_view_url(address.host, installed.view)
         self._abandoned = False
         self._closed = False
         # Set while no cell runs; interrupt() waits on it.
