@@ -165,3 +165,22 @@ def test_a_widget_view_only_of_the_devices_own_models() -> None:
     send(widgets, device, "comm_open", "out", {"state": state, "buffer_paths": []}, "jupyter.widget")
     shown = json.loads(browser.sent[-1])[2]["state"]["outputs"]
     assert [output["data"].get(WIDGET_VIEW, {}).get("model_id") for output in shown] == [None, "mine"]
+
+
+def test_an_output_widgets_outputs_keep_no_metadata_or_other_keys_of_the_device() -> None:
+    """sanitize.py's rule for display output: metadata never comes from a device (it steers renderers)."""
+    widgets, browser = comms()
+    device = Device("d")
+    outputs = [
+        {"output_type": "display_data", "data": {"text/plain": "x"}, "metadata": {"text/html": {"isolated": False}},
+         "transient": {"display_id": "another cell's"}, "extra": "<script>"},
+        {"output_type": "stream", "name": "stdout", "text": "hi", "metadata": {"any": "thing"}},
+    ]  # fmt: skip
+    state = dict(CONTROLS, _model_module="@jupyter-widgets/output", _view_module="@jupyter-widgets/output",
+                 _model_name="OutputModel", outputs=outputs)  # fmt: skip
+    send(widgets, device, "comm_open", "out", {"state": state, "buffer_paths": []}, "jupyter.widget")
+    shown = json.loads(browser.sent[-1])[2]["state"]["outputs"]
+    assert shown == [
+        {"output_type": "display_data", "data": {"text/plain": "x"}, "metadata": {}},
+        {"output_type": "stream", "name": "stdout", "text": "hi"},
+    ]

@@ -62,6 +62,10 @@ def safe_state(
     return safe
 
 
+# What nbformat's outputs hold, less metadata and transient.
+OUTPUT_FIELDS = ("output_type", "name", "text", "data", "execution_count", "ename", "evalue", "traceback")
+
+
 def _safe_outputs(outputs: Any, removed: list[str], view_allowed: Callable[[Any], bool]) -> list[Any]:
     """An Output widget's outputs, with their data as publishable() lets a device's display output through."""
     if not isinstance(outputs, list):
@@ -70,8 +74,10 @@ def _safe_outputs(outputs: Any, removed: list[str], view_allowed: Callable[[Any]
     for output in outputs:
         if not isinstance(output, dict):
             continue
-        output = dict(output)
+        # The output's own fields only; metadata and transient steer renderers: never a device's (sanitize.py).
+        output = {key: output[key] for key in OUTPUT_FIELDS if key in output}
         if isinstance(output.get("data"), dict):
+            output["metadata"] = {}
             bundle = tuple((mime, _as_text(value)) for mime, value in output["data"].items())
             data, dropped = publishable(bundle, False, view_allowed)
             removed.extend(dropped)
